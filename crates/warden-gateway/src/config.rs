@@ -1,0 +1,783 @@
+//! The YAML configuration: its types, its defaults, and its validation.
+//!
+//! Everything that can be wrong with a config is found here, at load, and reported with the file, the
+//! line and the field, so that `warden check-config`, startup and hot reload all refuse a bad file the
+//! same way. Checks that need only one value (a CIDR, a URL, a duration) run while deserializing, so the
+//! YAML parser attaches the exact line; checks that relate two places (a route naming an upstream) run
+//! afterwards and locate the offending field with [`locate`].
+//!
+//! Secure by default: every protection that needs no per-API knowledge has a safe default here, and a
+//! config must say so explicitly to weaken it (`plain_http: true`, `admin.allow_remote: true`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::uri::Scheme;
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// A config that parsed and passed validation. Relative paths are already resolved against the
+/// config file's folder.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listeners: Vec<Listener>,
+    #[serde(default)]
+    pub admin: Admin,
+    /// Where the embedded store lives (keys, audit log, inventory). The CLI's `--data-dir` wins.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Peers whose `X-Forwarded-For` we believe (a load balancer in front of Warden). Empty by
+    /// default: the socket peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, try_from = "RawListener")]
+pub struct Listener {
+    pub address: SocketAddr,
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    address: SocketAddr,
+    #[serde(default)]
+    tls: Option<TlsConfig>,
+    #[serde(default)]
+    plain_http: bool,
+}
+
+impl TryFrom<RawListener> for Listener {
+    type Error = String;
+    fn try_from(raw: RawListener) -> Result<Self, String> {
+        match (&raw.tls, raw.plain_http) {
+            (None, false) => Err(format!(
+                "listener {} has no `tls` section; add `tls: {{cert: FILE, key: FILE}}`, or set \
+                 `plain_http: true` to accept unencrypted HTTP on purpose",
+                raw.address
+            )),
+            (Some(_), true) => Err(format!(
+                "listener {} sets both `tls` and `plain_http: true`; keep one",
+                raw.address
+            )),
+            _ => Ok(Listener {
+                address: raw.address,
+                tls: raw.tls,
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Lowest TLS version offered; ALPN offers h2 and http/1.1 either way.
+    #[serde(default)]
+    pub min_version: TlsVersion,
+}
+
+/// TLS 1.0 and 1.1 are not offered at all: the lowest a config can ask for is 1.2.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum TlsVersion {
+    #[default]
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, try_from = "RawAdmin")]
+pub struct Admin {
+    /// `None` turns the admin listener off.
+    pub address: Option<SocketAddr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    address: Option<SocketAddr>,
+    #[serde(default)]
+    allow_remote: bool,
+}
+
+impl TryFrom<RawAdmin> for Admin {
+    type Error = String;
+    fn try_from(raw: RawAdmin) -> Result<Self, String> {
+        if let Some(addr) = raw.address {
+            if !addr.ip().is_loopback() && !raw.allow_remote {
+                return Err(format!(
+                    "admin address {addr} is not a loopback address; the admin API exposes \
+                     metrics and health to anyone who reaches it. Use 127.0.0.1, or set \
+                     `allow_remote: true` if a firewall protects it"
+                ));
+            }
+        }
+        Ok(Admin {
+            address: raw.address,
+        })
+    }
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            address: Some(SocketAddr::from(([127, 0, 0, 1], 9901))),
+        }
+    }
+}
+
+/// Limits that protect the gateway itself. The defaults are deliberately tight for an API gateway:
+/// JSON APIs rarely need more, and a route can raise `max_body_bytes` where it must.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// A client must send a complete request head within this time (slowloris).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) accepted; larger gets 431.
+    pub max_header_bytes: ByteSize,
+    /// Largest request body accepted; larger gets 413, even when streamed without a length.
+    pub max_body_bytes: ByteSize,
+    /// Open client connections; past this, new connections get one 503 and are closed.
+    pub max_connections: usize,
+    /// Requests being handled at once across all connections; past this, 503.
+    pub max_requests_in_flight: usize,
+    /// A connection with no request in flight and no bytes moving for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// On SIGTERM, in-flight requests get this long to finish before connections are cut.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: ByteSize(16 * 1024),
+            max_body_bytes: ByteSize(10 * 1024 * 1024),
+            max_connections: 10_000,
+            max_requests_in_flight: 10_000,
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// One or more `http://host:port` base URLs, used in turn (round robin).
+    pub targets: Vec<Target>,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time allowed for the upstream's response head once the request is sent.
+    #[serde(default = "default_read_timeout", with = "humantime_serde")]
+    pub read_timeout: Duration,
+    /// Idle keep-alive connections kept per target.
+    #[serde(default = "default_pool_max_idle")]
+    pub pool_max_idle_per_target: usize,
+    #[serde(default = "default_pool_idle_timeout", with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_pool_max_idle() -> usize {
+    256
+}
+fn default_pool_idle_timeout() -> Duration {
+    Duration::from_secs(90)
+}
+
+/// An upstream base URL: scheme, authority and an optional base path, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Target {
+    pub authority: http::uri::Authority,
+    /// Prefix put in front of the forwarded path, without a trailing slash ("" for none).
+    pub base_path: String,
+}
+
+impl TryFrom<String> for Target {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let uri: http::Uri = s.parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+        match uri.scheme() {
+            Some(scheme) if *scheme == Scheme::HTTP => {}
+            Some(scheme) if *scheme == Scheme::HTTPS => {
+                return Err(format!(
+                    "`{s}`: https upstreams are not supported yet; terminate TLS to the upstream \
+                     with a sidecar, or use http:// on a private network"
+                ))
+            }
+            _ => return Err(format!("`{s}` must start with http://")),
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| format!("`{s}` has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(format!(
+                "`{s}`: credentials in upstream URLs are not allowed"
+            ));
+        }
+        if uri.query().is_some() {
+            return Err(format!("`{s}`: an upstream URL cannot carry a query"));
+        }
+        let base_path = uri.path().trim_end_matches('/').to_string();
+        Ok(Target {
+            authority,
+            base_path,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Name used in metrics, logs and the audit trail; defaults to `route-N`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Exact host (`api.example.com`) or one-level wildcard (`*.example.com`); any host when absent.
+    #[serde(default)]
+    pub host: Option<HostPattern>,
+    /// Matched on whole segments: `/v1` matches `/v1` and `/v1/x`, never `/v10`.
+    #[serde(default = "default_prefix")]
+    pub path_prefix: PathPrefix,
+    pub upstream: String,
+    /// Remove `path_prefix` before forwarding (`/v1/users` → `/users`).
+    #[serde(default)]
+    pub strip_prefix: bool,
+    #[serde(default)]
+    pub ip_rules: IpRulesConfig,
+    /// Overrides `limits.max_body_bytes` for this route.
+    #[serde(default)]
+    pub max_body_bytes: Option<ByteSize>,
+    /// Overrides the upstream's `read_timeout` for this route.
+    #[serde(default, with = "humantime_serde")]
+    pub read_timeout: Option<Duration>,
+    /// Overrides the upstream's `connect_timeout` for this route.
+    #[serde(default, with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+}
+
+fn default_prefix() -> PathPrefix {
+    PathPrefix("/".into())
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IpRulesConfig {
+    #[serde(default)]
+    pub allow: Vec<IpNet>,
+    #[serde(default)]
+    pub deny: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct HostPattern(pub String);
+
+impl TryFrom<String> for HostPattern {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let lower = s.to_ascii_lowercase();
+        let bare = lower.strip_prefix("*.").unwrap_or(&lower);
+        let ok = !bare.is_empty()
+            && bare.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if !ok {
+            return Err(format!(
+                "host `{s}` must be a host name such as `api.example.com` or `*.example.com` \
+                 (no port, no scheme)"
+            ));
+        }
+        Ok(HostPattern(lower))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PathPrefix(pub String);
+
+impl TryFrom<String> for PathPrefix {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if !s.starts_with('/') {
+            return Err(format!("path_prefix `{s}` must start with `/`"));
+        }
+        if s.split('/').any(|seg| seg == "." || seg == "..") || s.contains(['?', '#', '%']) {
+            return Err(format!(
+                "path_prefix `{s}` must be a plain path without `..`, `%`, `?` or `#`"
+            ));
+        }
+        let trimmed = s.trim_end_matches('/');
+        Ok(PathPrefix(if trimmed.is_empty() {
+            "/".into()
+        } else {
+            trimmed.into()
+        }))
+    }
+}
+
+/// A size in bytes, written as a number or with a unit: `512`, `64KiB`, `10MiB`, `1GiB`, `10MB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "ByteSizeRepr")]
+pub struct ByteSize(pub u64);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ByteSizeRepr {
+    Number(u64),
+    Text(String),
+}
+
+impl TryFrom<ByteSizeRepr> for ByteSize {
+    type Error = String;
+    fn try_from(r: ByteSizeRepr) -> Result<Self, String> {
+        match r {
+            ByteSizeRepr::Number(n) => Ok(ByteSize(n)),
+            ByteSizeRepr::Text(s) => s.parse(),
+        }
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("size `{s}` must start with a number"))?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KB" => 1000,
+            "KiB" => 1 << 10,
+            "MB" => 1_000_000,
+            "MiB" => 1 << 20,
+            "GB" => 1_000_000_000,
+            "GiB" => 1 << 30,
+            other => {
+                return Err(format!(
+                    "size unit `{other}` is unknown; use B, KiB, MiB, GiB, KB, MB or GB"
+                ))
+            }
+        };
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size `{s}` is too large"))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} bytes", self.0)
+    }
+}
+
+/// A config problem, pointing at the file, line and field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted path of the field, where known (`routes[1].upstream`).
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        write!(f, ": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            field: None,
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` names the file in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let err_at = |field: Option<String>, message: String| {
+            let line = field.as_deref().and_then(|f| locate(text, f));
+            ConfigError {
+                file: path.to_path_buf(),
+                line,
+                column: None,
+                field,
+                message,
+            }
+        };
+        let mut cfg: Config = serde_yaml::from_str(text).map_err(|e| {
+            let loc = e.location();
+            ConfigError {
+                file: path.to_path_buf(),
+                line: loc.as_ref().map(|l| l.line()),
+                column: loc.as_ref().map(|l| l.column()),
+                field: None,
+                message: strip_location(&e.to_string()),
+            }
+        })?;
+        if let Some((field, message)) = cfg.validate() {
+            return Err(err_at(Some(field), message));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve_paths(base);
+        Ok(cfg)
+    }
+
+    /// Cross-field checks; returns the first problem as (field path, message).
+    fn validate(&self) -> Option<(String, String)> {
+        if self.listeners.is_empty() {
+            return Some(("listeners".into(), "at least one listener is needed".into()));
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if self.listeners[..i]
+                .iter()
+                .any(|o| o.address == l.address && l.address.port() != 0)
+            {
+                return Some((
+                    format!("listeners[{i}].address"),
+                    format!("{} is listed twice", l.address),
+                ));
+            }
+        }
+        if self.limits.max_header_bytes.0 < 1024 {
+            return Some((
+                "limits.max_header_bytes".into(),
+                "must be at least 1KiB; browsers and proxies send more than that".into(),
+            ));
+        }
+        if self.limits.max_connections == 0 || self.limits.max_requests_in_flight == 0 {
+            return Some((
+                "limits".into(),
+                "max_connections and max_requests_in_flight must be > 0".into(),
+            ));
+        }
+        if self.limits.header_read_timeout.is_zero() || self.limits.idle_timeout.is_zero() {
+            return Some(("limits".into(), "timeouts must be greater than zero".into()));
+        }
+        for (name, up) in &self.upstreams {
+            if up.targets.is_empty() {
+                return Some((
+                    format!("upstreams.{name}.targets"),
+                    "needs at least one target URL".into(),
+                ));
+            }
+            if up.connect_timeout.is_zero() || up.read_timeout.is_zero() {
+                return Some((
+                    format!("upstreams.{name}"),
+                    "timeouts must be greater than zero".into(),
+                ));
+            }
+        }
+        if self.routes.is_empty() {
+            return Some(("routes".into(), "at least one route is needed".into()));
+        }
+        let mut seen = Vec::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            if !self.upstreams.contains_key(&r.upstream) {
+                let known: Vec<_> = self.upstreams.keys().map(String::as_str).collect();
+                return Some((
+                    format!("routes[{i}].upstream"),
+                    format!(
+                        "unknown upstream `{}`; declared upstreams: {}",
+                        r.upstream,
+                        known.join(", ")
+                    ),
+                ));
+            }
+            let key = (r.host.clone(), r.path_prefix.clone());
+            if seen.contains(&key) {
+                return Some((
+                    format!("routes[{i}].path_prefix"),
+                    "another route already has this host and path_prefix; the second could never match"
+                        .into(),
+                ));
+            }
+            seen.push(key);
+            let name = self.route_name(i);
+            if self.routes[..i]
+                .iter()
+                .enumerate()
+                .any(|(j, _)| self.route_name(j) == name)
+            {
+                return Some((
+                    format!("routes[{i}].name"),
+                    format!("route name `{name}` is used twice"),
+                ));
+            }
+        }
+        None
+    }
+
+    pub fn route_name(&self, index: usize) -> String {
+        self.routes[index]
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("route-{index}"))
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for l in &mut self.listeners {
+            if let Some(tls) = &mut l.tls {
+                fix(&mut tls.cert);
+                fix(&mut tls.key);
+            }
+        }
+        if let Some(d) = &mut self.data_dir {
+            fix(d);
+        }
+    }
+}
+
+/// yaml_serde appends ", line: N, column: M" (or " at line N column M") to its messages; we print the
+/// location ourselves in `file:line:col` form, so drop it from the message.
+fn strip_location(msg: &str) -> String {
+    for marker in [" at line ", ", line: "] {
+        if let Some(i) = msg.rfind(marker) {
+            return msg[..i].to_string();
+        }
+    }
+    msg.to_string()
+}
+
+/// Finds the 1-based line of a field path such as `routes[1].upstream` in block-style YAML.
+///
+/// Good enough for the cross-field errors it serves: it follows indentation, mapping keys and `- `
+/// sequence items, and gives up (returns `None`, so the error simply has no line) on anything else.
+pub fn locate(text: &str, field: &str) -> Option<usize> {
+    let mut steps = Vec::new();
+    for part in field.split('.') {
+        match part.split_once('[') {
+            Some((key, rest)) => {
+                if !key.is_empty() {
+                    steps.push(Step::Key(key));
+                }
+                steps.push(Step::Index(rest.trim_end_matches(']').parse().ok()?));
+            }
+            None => steps.push(Step::Key(part)),
+        }
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    // The node we are inside: its lines [from, to) and, after a sequence item, its keys' indentation.
+    let (mut from, mut to, mut item_indent) = (0usize, lines.len(), None::<usize>);
+    let mut found = None;
+    for step in steps {
+        let mut hit = None;
+        let mut index = 0usize;
+        let mut child_indent = item_indent;
+        for (n, raw) in lines.iter().enumerate().take(to).skip(from) {
+            let mut body = raw.trim_start();
+            let mut ind = raw.len() - body.len();
+            if body.is_empty() || body.starts_with('#') {
+                continue;
+            }
+            // The first key of a sequence item shares its line with the `- `.
+            if n == from && item_indent.is_some() {
+                body = body.strip_prefix("- ").unwrap_or(body);
+                ind += 2;
+            }
+            let ci = *child_indent.get_or_insert(ind);
+            if ind < ci {
+                break;
+            }
+            if ind != ci {
+                continue;
+            }
+            match step {
+                Step::Key(k) => {
+                    if body.strip_prefix(k).is_some_and(|r| r.starts_with(':')) {
+                        hit = Some((n, None));
+                        break;
+                    }
+                }
+                Step::Index(want) => {
+                    if body.starts_with("- ") || body == "-" {
+                        if index == want {
+                            hit = Some((n, Some(ind + 2)));
+                            break;
+                        }
+                        index += 1;
+                    }
+                }
+            }
+        }
+        let (line, next_item_indent) = hit?;
+        found = Some(line + 1);
+        // The node spans until the next line at or left of its own indentation.
+        let own = lines[line].len() - lines[line].trim_start().len();
+        to = lines
+            .iter()
+            .enumerate()
+            .skip(line + 1)
+            .find(|(_, l)| {
+                let b = l.trim_start();
+                !b.is_empty() && !b.starts_with('#') && l.len() - b.len() <= own
+            })
+            .map_or(lines.len(), |(i, _)| i);
+        from = if next_item_indent.is_some() {
+            line
+        } else {
+            line + 1
+        };
+        item_indent = next_item_indent;
+    }
+    found
+}
+
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+listeners:
+  - address: 127.0.0.1:0
+    plain_http: true
+upstreams:
+  api:
+    targets: [\"http://127.0.0.1:9000/base/\"]
+routes:
+  - name: api
+    path_prefix: /v1/
+    upstream: api
+    ip_rules:
+      deny: [10.0.0.0/8]
+";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/warden/test.yaml"))
+    }
+
+    #[test]
+    fn good_config_parses_with_secure_defaults() {
+        let cfg = parse(GOOD).unwrap();
+        assert_eq!(cfg.routes[0].path_prefix.0, "/v1");
+        assert_eq!(cfg.upstreams["api"].targets[0].base_path, "/base");
+        assert_eq!(cfg.limits, Limits::default());
+        assert!(cfg.admin.address.unwrap().ip().is_loopback());
+    }
+
+    #[test]
+    fn plain_listener_needs_explicit_opt_in() {
+        let text = GOOD.replace("    plain_http: true\n", "");
+        let err = parse(&text).unwrap_err();
+        assert!(err.message.contains("plain_http"), "{err}");
+        assert_eq!(err.line, Some(2), "{err}");
+    }
+
+    #[test]
+    fn unknown_upstream_names_line_and_field() {
+        let text = GOOD.replace("upstream: api", "upstream: nope");
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("routes[0].upstream"));
+        assert_eq!(err.line, Some(10), "{err}");
+        assert!(err
+            .to_string()
+            .starts_with("/etc/warden/test.yaml:10: routes[0].upstream: unknown upstream `nope`"));
+    }
+
+    #[test]
+    fn bad_cidr_and_unknown_field_have_lines() {
+        let err = parse(&GOOD.replace("10.0.0.0/8", "10.0.0.0/33")).unwrap_err();
+        assert_eq!(err.line, Some(12), "{err}");
+        let err = parse(
+            &GOOD
+                .replace("strip_prefix", "x")
+                .replace("    upstream: api", "    upstraem: api"),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("upstraem"), "{err}");
+        assert_eq!(err.line, Some(10), "{err}");
+    }
+
+    #[test]
+    fn https_and_credential_targets_are_refused() {
+        assert!(parse(&GOOD.replace("http://127", "https://127")).is_err());
+        assert!(parse(&GOOD.replace("http://127", "http://u:p@127")).is_err());
+    }
+
+    #[test]
+    fn remote_admin_needs_opt_in() {
+        let text = format!("{GOOD}admin:\n  address: 0.0.0.0:9901\n");
+        assert!(parse(&text).unwrap_err().message.contains("allow_remote"));
+        let text = format!("{GOOD}admin:\n  address: 0.0.0.0:9901\n  allow_remote: true\n");
+        assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!("10MiB".parse::<ByteSize>().unwrap(), ByteSize(10 << 20));
+        assert_eq!("512".parse::<ByteSize>().unwrap(), ByteSize(512));
+        assert!("10 parsecs".parse::<ByteSize>().is_err());
+        assert!("99999999999999GiB".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn locate_follows_nesting() {
+        let text = "a:\n  b:\n    - x: 1\n    - x: 2\n      y: 3\nc: 4\n";
+        assert_eq!(locate(text, "a.b[1].y"), Some(5));
+        assert_eq!(locate(text, "a.b[0].x"), Some(3));
+        assert_eq!(locate(text, "c"), Some(6));
+        assert_eq!(locate(text, "a.b[2]"), None);
+    }
+}

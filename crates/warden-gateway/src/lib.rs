@@ -1,0 +1,31 @@
+//! Warden's gateway: listeners, TLS, the phase pipeline, upstreams, config load and hot reload, and
+//! the admin API. Where to look:
+//!
+//! - a request's whole path: [`proxy::handle`];
+//! - which checks run, in which order: [`pipeline::Pipeline::build`];
+//! - connection limits, slowloris and idle handling, graceful shutdown: [`server`];
+//! - every config field and its default: [`config`];
+//! - how a refusal becomes `application/problem+json`: [`problem`].
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod body;
+pub mod checks;
+pub mod config;
+pub mod context;
+pub mod gateway;
+pub mod headers;
+pub mod metrics;
+pub mod pipeline;
+pub mod problem;
+pub mod proxy;
+pub mod router;
+pub mod runtime;
+pub mod server;
+pub mod shared;
+pub mod tls;
+pub mod upstream;
+
+pub use config::{Config, ConfigError};
+pub use gateway::{Gateway, StartError};
+pub use runtime::Runtime;

@@ -1,0 +1,13 @@
+//! Warden's security checks as pure functions: plain views of a request in, a [`Verdict`] out.
+//!
+//! Nothing here does I/O or needs an async runtime, so every check can be unit tested, property
+//! tested and fuzzed on its own. The gateway (`warden-gateway`) owns sockets, timers and state and
+//! calls into this crate from its phase pipeline.
+#![forbid(unsafe_code)]
+
+pub mod client_ip;
+pub mod ip_rules;
+pub mod verdict;
+
+pub use ip_rules::IpRules;
+pub use verdict::{ProblemKind, Rejection, Verdict};
