@@ -12,24 +12,18 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use warden_policy::ProblemKind;
 
 use crate::body::{full, GatewayBody};
 use crate::shared::Shared;
 
-pub async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Keeps serving while the gateway drains (so `/readyz` can say so); the gateway aborts this task
+/// once draining is over.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {
-        let (stream, _) = tokio::select! {
-            res = listener.accept() => match res {
-                Ok(x) => x,
-                Err(_) => continue,
-            },
-            _ = shutdown.changed() => return,
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
         };
         let shared = shared.clone();
         tokio::spawn(async move {

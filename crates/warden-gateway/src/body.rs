@@ -147,12 +147,20 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
                     *this.bytes += d.len() as u64;
+                }
+                // hyper stops polling once a body says it has ended, so the last frame is the
+                // only chance to see a sized body complete.
+                if this.inner.is_end_stream() {
+                    *this.ended = true;
+                    if let Some(done) = this.on_done.take() {
+                        done(*this.bytes, true);
+                    }
                 }
             }
             Poll::Ready(None) => {

@@ -35,7 +35,7 @@ pub struct Gateway {
     shutdown_tx: watch::Sender<bool>,
     listen_addrs: Vec<SocketAddr>,
     admin_addr: Option<SocketAddr>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     /// Listener and admin settings are fixed at start; reload warns when they change.
     started_with: Config,
 }
@@ -99,11 +99,7 @@ impl Gateway {
                 if let Some(a) = addr {
                     tracing::info!(address = %a, "admin listening");
                 }
-                tasks.push(tokio::spawn(crate::admin::serve(
-                    l,
-                    shared.clone(),
-                    shutdown_rx.clone(),
-                )));
+                tasks.push(tokio::spawn(crate::admin::serve(l, shared.clone())));
                 addr
             }
             None => None,
@@ -114,7 +110,7 @@ impl Gateway {
             shutdown_tx,
             listen_addrs,
             admin_addr,
-            tasks,
+            tasks: std::sync::Mutex::new(tasks),
             started_with: config,
         })
     }
@@ -178,7 +174,7 @@ impl Gateway {
     }
 
     /// Stops accepting, lets in-flight requests finish for up to `shutdown_grace`, then cuts the rest.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         let grace = self.shared.runtime.load().config.limits.shutdown_grace;
         self.shared.draining.store(true, Ordering::Release);
         let _ = self.shutdown_tx.send(true);
@@ -196,7 +192,7 @@ impl Gateway {
                 "grace period over; closing remaining connections"
             );
         }
-        for t in self.tasks {
+        for t in self.tasks.lock().expect("task list lock").drain(..) {
             t.abort();
         }
         tracing::info!("stopped");

@@ -202,13 +202,19 @@ async fn proxy(
         .trusted_proxies()
         .iter()
         .any(|n| n.contains(&conn.peer.ip().to_canonical()));
+    // The Host as the client sent it, port included: what X-Forwarded-Host conventionally carries.
+    let client_host = head
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     headers::set_forwarded(
         &mut head.headers,
         &ForwardedFor {
             peer_ip: conn.peer.ip(),
             peer_trusted,
             tls: conn.tls,
-            host: host.as_deref(),
+            host: client_host.as_deref(),
         },
     );
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {

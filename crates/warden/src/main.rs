@@ -1,1 +1,49 @@
-fn main() {}
+//! The `warden` command: parse the arguments, then hand over to one module per subcommand.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod data_dir;
+mod demo;
+mod logging;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+/// Exit codes: 0 success, 1 runtime failure, 2 bad input (config, arguments).
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format, &cli.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args, cli.data_dir).await,
+            Command::CheckConfig(args) => serve::check_config(args),
+            Command::Demo(args) => demo::run(args, cli.data_dir).await,
+            Command::DemoApi(args) => demo::api::run_standalone(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(cli::Failure::BadInput(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(cli::Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

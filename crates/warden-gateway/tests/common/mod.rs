@@ -1,0 +1,261 @@
+//! Shared harness for the gateway's integration tests: a stub upstream on an ephemeral port, a
+//! gateway started from YAML on ephemeral ports, and clients for HTTP/1.1, h2c and TLS (h1 or h2).
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use warden_gateway::body::GatewayBody;
+use warden_gateway::{Config, Gateway, Runtime};
+
+/// A stub upstream. `/echo` answers with the request's headers as JSON; `/upload` streams the body
+/// back; `/download/N` sends N bytes; `/slow/MS` answers after MS milliseconds.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+}
+
+pub async fn upstream() -> Upstream {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let h = h.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    async move { Ok::<_, Infallible>(stub(req).await) }
+                });
+                let builder = auto::Builder::new(TokioExecutor::new());
+                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    Upstream { addr, hits }
+}
+
+async fn stub(
+    req: Request<Incoming>,
+) -> Response<http_body_util::combinators::BoxBody<Bytes, hyper::Error>> {
+    let path = req.uri().path().to_string();
+    let full = |b: Bytes| Full::new(b).map_err(|n: Infallible| match n {}).boxed();
+    if path == "/upload" {
+        // Stream the request body straight back, never holding it whole.
+        return Response::new(req.into_body().boxed());
+    }
+    if let Some(n) = path.strip_prefix("/download/") {
+        return Response::new(full(Bytes::from(vec![b'd'; n.parse().unwrap()])));
+    }
+    if let Some(ms) = path.strip_prefix("/slow/") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+        return Response::new(full(Bytes::from_static(b"slow done")));
+    }
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let doc = serde_json::json!({"path": path, "query": req.uri().query(), "headers": headers, "version": format!("{:?}", req.version())});
+    let mut resp = Response::new(full(Bytes::from(doc.to_string())));
+    // Hop-by-hop headers from the upstream must not reach the client either.
+    resp.headers_mut()
+        .insert("connection", "x-upstream-private".parse().unwrap());
+    resp.headers_mut()
+        .insert("x-upstream-private", "secret".parse().unwrap());
+    resp.headers_mut()
+        .insert("keep-alive", "timeout=5".parse().unwrap());
+    *resp.status_mut() = StatusCode::OK;
+    resp
+}
+
+/// The echoed headers, as (name, value) pairs.
+pub fn echoed(body: &[u8]) -> Vec<(String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    serde_json::from_value(v["headers"].clone()).unwrap()
+}
+
+pub fn header<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A config with one plain listener on an ephemeral port, admin on an ephemeral port, and the
+/// given extra YAML appended (upstreams/routes/limits use `UP` for the stub's address).
+pub fn config_text(upstream: SocketAddr, body: &str) -> String {
+    format!(
+        "listeners:\n  - address: 127.0.0.1:0\n    plain_http: true\nadmin:\n  address: 127.0.0.1:0\n{}",
+        body.replace("UP", &upstream.to_string())
+    )
+}
+
+pub const BASIC: &str = "\
+upstreams:
+  stub:
+    targets: [\"http://UP\"]
+    read_timeout: 2s
+routes:
+  - name: main
+    path_prefix: /
+    upstream: stub
+";
+
+pub async fn start(text: &str) -> Gateway {
+    let cfg = Config::parse(text, &PathBuf::from("test.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    Gateway::start(Runtime::new(cfg, text)).await.unwrap()
+}
+
+pub fn url(gw: &Gateway, path: &str) -> String {
+    format!("http://{}{}", gw.listen_addrs()[0], path)
+}
+
+pub fn h1_client() -> Client<hyper_util::client::legacy::connect::HttpConnector, GatewayBody> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub fn h2c_client() -> Client<hyper_util::client::legacy::connect::HttpConnector, GatewayBody> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+pub fn empty() -> GatewayBody {
+    warden_gateway::body::empty()
+}
+
+pub async fn get(gw: &Gateway, path: &str) -> (StatusCode, http::HeaderMap, Bytes) {
+    let req = Request::get(url(gw, path)).body(empty()).unwrap();
+    send(&h1_client(), req).await
+}
+
+pub async fn send(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, GatewayBody>,
+    req: Request<GatewayBody>,
+) -> (StatusCode, http::HeaderMap, Bytes) {
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+        .await
+        .expect("no answer in 20s")
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (parts.status, parts.headers, bytes)
+}
+
+/// Asserts a problem+json answer with the given status and type slug; returns the document.
+pub fn assert_problem(
+    status: StatusCode,
+    headers: &http::HeaderMap,
+    body: &[u8],
+    want: u16,
+    slug: &str,
+) -> serde_json::Value {
+    assert_eq!(
+        status.as_u16(),
+        want,
+        "body: {}",
+        String::from_utf8_lossy(body)
+    );
+    assert_eq!(headers["content-type"], "application/problem+json");
+    let doc: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(doc["type"], format!("urn:warden:problem:{slug}"));
+    assert_eq!(doc["status"], want);
+    assert!(doc["title"].as_str().is_some_and(|t| !t.is_empty()));
+    let id = doc["request_id"].as_str().expect("request_id");
+    assert_eq!(headers["x-request-id"], id);
+    doc
+}
+
+/// A self-signed certificate for `localhost`, made now and written to a temp folder.
+pub struct TestCert {
+    pub dir: PathBuf,
+    pub cert_pem: String,
+}
+
+pub fn test_cert() -> TestCert {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "warden-tls-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert_pem = ck.cert.pem();
+    std::fs::write(dir.join("cert.pem"), &cert_pem).unwrap();
+    std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+    TestCert { dir, cert_pem }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Connects over TLS offering `alpn`, and returns the negotiated protocol and a GET's answer.
+pub async fn tls_get(
+    addr: SocketAddr,
+    cert_pem: &str,
+    alpn: &[&[u8]],
+    path: &str,
+) -> (Vec<u8>, StatusCode, Bytes) {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = connector
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let proto = tls.get_ref().1.alpn_protocol().unwrap_or_default().to_vec();
+    let io = TokioIo::new(tls);
+    let uri = format!("https://localhost:{}{}", addr.port(), path);
+    let resp = if proto == b"h2" {
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        sender
+            .send_request(Request::get(uri).body(empty()).unwrap())
+            .await
+            .unwrap()
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        let req = Request::get(uri)
+            .header("host", "localhost")
+            .body(empty())
+            .unwrap();
+        sender.send_request(req).await.unwrap()
+    };
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (proto, status, body)
+}
