@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sha2::Digest;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -199,20 +200,24 @@ impl Gateway {
     }
 }
 
-/// Polls the config file and reloads when its content changes. Polling (rather than inotify) also
-/// catches editors that replace the file and config managers that swap symlinks.
+/// Polls the config file and reloads when its content differs from the running config (and from
+/// the last version already refused). Comparing with what runs, not with the last poll, means a file
+/// edited and restored between two polls is still noticed. Polling rather than inotify also catches
+/// editors that replace the file and config managers that swap symlinks.
 pub fn watch_file(gateway: Arc<Gateway>, path: PathBuf, every: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut last = std::fs::read(&path).ok();
+        let mut refused: Option<String> = None;
         let mut tick = tokio::time::interval(every);
-        tick.tick().await;
         loop {
             tick.tick().await;
-            let now = std::fs::read(&path).ok();
-            if now.is_some() && now != last {
-                last = now;
-                let _ = gateway.reload(&path);
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let hash = crate::runtime::hex(&sha2::Sha256::digest(&bytes));
+            if hash == gateway.config_hash() || refused.as_ref() == Some(&hash) {
+                continue;
             }
+            refused = gateway.reload(&path).err().map(|_| hash);
         }
     })
 }

@@ -111,7 +111,7 @@ mod tests {
             let n = IpNet::V4(ipnet::Ipv4Net::new(a.into(), prefix).unwrap()).trunc();
             let r = IpRules::new(vec![n], vec![n]);
             let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-            let inside = (u32::from(a) & mask) | (host & !mask);
+            let inside = (a & mask) | (host & !mask);
             let inside_ip = IpAddr::V4(inside.into());
             prop_assert!(matches!(r.evaluate(inside_ip), Verdict::Reject(_)));
             // And its IPv4-mapped IPv6 spelling is rejected too.

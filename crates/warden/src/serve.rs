@@ -41,15 +41,25 @@ pub async fn run(args: ServeArgs, data_dir_flag: Option<PathBuf>) -> Result<(), 
 
 /// Runs the gateway until SIGTERM or SIGINT, reloading on SIGHUP and on file change.
 pub async fn serve_until_signal(runtime: Runtime, source: Option<PathBuf>) -> Result<(), Failure> {
+    let gateway = start(runtime).await?;
+    run_until_signal(gateway, source).await
+}
+
+pub async fn start(runtime: Runtime) -> Result<Arc<Gateway>, Failure> {
+    tracing::info!(config_hash = %runtime.config_hash, "config loaded");
+    let gateway = Gateway::start(runtime)
+        .await
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    Ok(Arc::new(gateway))
+}
+
+pub async fn run_until_signal(
+    gateway: Arc<Gateway>,
+    source: Option<PathBuf>,
+) -> Result<(), Failure> {
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-    tracing::info!(config_hash = %runtime.config_hash, "config loaded");
-    let gateway = Arc::new(
-        Gateway::start(runtime)
-            .await
-            .map_err(|e| Failure::Runtime(e.into()))?,
-    );
     let watcher = source
         .clone()
         .map(|p| warden_gateway::gateway::watch_file(gateway.clone(), p, Duration::from_secs(1)));
@@ -85,10 +95,12 @@ fn quick_config(args: &ServeArgs) -> Result<String, Failure> {
             q(&absolute(key).display().to_string())
         ),
         _ if listen.ip().is_loopback() || args.plain_http => "plain_http: true".to_string(),
-        _ => return Err(Failure::BadInput(format!(
+        _ => {
+            return Err(Failure::BadInput(format!(
             "--listen {listen} is reachable from other machines; give --tls-cert and --tls-key, \
                  or --plain-http to accept unencrypted HTTP on purpose"
-        ))),
+        )))
+        }
     };
     if let Some(spec) = &args.spec {
         std::fs::metadata(spec)
