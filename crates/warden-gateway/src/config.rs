@@ -780,4 +780,25 @@ routes:
         assert_eq!(locate(text, "c"), Some(6));
         assert_eq!(locate(text, "a.b[2]"), None);
     }
+
+    proptest::proptest! {
+        // The same properties the `config_parse` fuzz target checks, on stable and in CI.
+        #[test]
+        fn parse_never_panics(text in "[ -~\n]{0,400}") {
+            if let Err(e) = Config::parse(&text, Path::new("p.yaml")) {
+                if let Some(line) = e.line {
+                    proptest::prop_assert!(line >= 1 && line <= text.lines().count().max(1) + 1);
+                }
+            }
+        }
+
+        #[test]
+        fn parse_never_panics_on_mutated_good_config(cut in 0usize..GOOD.len(), junk in r"[-:\[\]{} a-z0-9/.\n]{0,12}") {
+            let mut text = GOOD.to_string();
+            let cut = (0..=cut).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            text.insert_str(cut, &junk);
+            let _ = Config::parse(&text, Path::new("p.yaml"));
+            let _ = locate(&text, "routes[0].ip_rules.deny");
+        }
+    }
 }

@@ -434,4 +434,16 @@ mod tests {
             assert!(sane_path(good), "{good}");
         }
     }
+
+    proptest::proptest! {
+        // Mirrors the `request_path` fuzz target.
+        #[test]
+        fn accepted_paths_have_no_dot_segment_in_any_spelling(path in r"/[a-zA-Z0-9./%\\]{0,40}") {
+            if sane_path(&path) {
+                let decoded = path.to_ascii_lowercase().replace("%2e", ".");
+                proptest::prop_assert!(!decoded.split('/').any(|s| s == ".." || s == "."));
+                proptest::prop_assert!(!decoded.contains("%2f") && !decoded.contains('\\'));
+            }
+        }
+    }
 }
