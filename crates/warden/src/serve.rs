@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use warden_gateway::{Config, Gateway, Runtime};
 
 use crate::cli::{CheckConfigArgs, Failure, ServeArgs};
@@ -41,8 +41,9 @@ pub async fn run(args: ServeArgs, data_dir_flag: Option<PathBuf>) -> Result<(), 
 
 /// Runs the gateway until SIGTERM or SIGINT, reloading on SIGHUP and on file change.
 pub async fn serve_until_signal(runtime: Runtime, source: Option<PathBuf>) -> Result<(), Failure> {
+    let signals = Signals::install()?;
     let gateway = start(runtime).await?;
-    run_until_signal(gateway, source).await
+    run_until_signal(gateway, source, signals).await
 }
 
 pub async fn start(runtime: Runtime) -> Result<Arc<Gateway>, Failure> {
@@ -53,13 +54,34 @@ pub async fn start(runtime: Runtime) -> Result<Arc<Gateway>, Failure> {
     Ok(Arc::new(gateway))
 }
 
+/// Installed before the gateway starts: until a handler exists, SIGHUP's default action would kill
+/// the process, so a config manager reloading during startup must not find that window open.
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    pub fn install() -> Result<Signals, Failure> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?,
+        })
+    }
+}
+
 pub async fn run_until_signal(
     gateway: Arc<Gateway>,
     source: Option<PathBuf>,
+    signals: Signals,
 ) -> Result<(), Failure> {
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     let watcher = source
         .clone()
         .map(|p| warden_gateway::gateway::watch_file(gateway.clone(), p, Duration::from_secs(1)));

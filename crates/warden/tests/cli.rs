@@ -133,57 +133,44 @@ fn config(api: SocketAddr, extra_route: &str) -> String {
     )
 }
 
+/// Writes `text` to `file`, runs `warden check-config` on it, returns (exit code, stdout, stderr).
+fn check_config(file: &Path, text: &str) -> (Option<i32>, String, String) {
+    std::fs::write(file, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
 #[test]
 fn check_config_names_file_line_and_field() {
     let dir = temp_dir("check");
     let file = dir.join("warden.yaml");
-    std::fs::write(
-        &file,
-        config("127.0.0.1:9".parse().unwrap(), "").replace("upstream: api", "upstream: nope"),
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["check-config", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!(
-            "{}:14: routes[0].upstream: unknown upstream `nope`",
-            file.display()
-        )),
-        "{err}"
-    );
+    let good = config("127.0.0.1:9".parse().unwrap(), "");
 
-    std::fs::write(
-        &file,
-        config("127.0.0.1:9".parse().unwrap(), "").replace("    plain_http: true\n", ""),
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["check-config", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = check_config(&file, &good.replace("upstream: api", "upstream: nope"));
+    assert_eq!(code, Some(2));
+    let want = format!(
+        "{}:14: routes[0].upstream: unknown upstream `nope`",
+        file.display()
+    );
+    assert!(err.contains(&want), "{err}");
+
+    let (code, _, err) = check_config(&file, &good.replace("    plain_http: true\n", ""));
+    assert_eq!(code, Some(2));
     assert!(
         err.contains(&format!("{}:2:", file.display())) && err.contains("plain_http"),
         "{err}"
     );
 
-    std::fs::write(&file, config("127.0.0.1:9".parse().unwrap(), "")).unwrap();
-    let out = Command::new(BIN)
-        .args(["check-config", file.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let (code, out, err) = check_config(&file, &good);
+    assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        out.contains(": ok (1 listener(s), 1 upstream(s), 1 route(s))"),
+        "{out}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .contains(": ok (1 listener(s), 1 upstream(s), 1 route(s))"));
 }
 
 #[test]
@@ -195,19 +182,9 @@ fn check_config_refuses_a_key_that_does_not_match_its_certificate() {
     std::fs::write(dir.join("key.pem"), b.signing_key.serialize_pem()).unwrap();
     let text = config("127.0.0.1:9".parse().unwrap(), "")
         .replace("plain_http: true", "tls: {cert: cert.pem, key: key.pem}");
-    let file = dir.join("warden.yaml");
-    std::fs::write(&file, text).unwrap();
-    let out = Command::new(BIN)
-        .args(["check-config", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("listeners[0].tls"));
+    let (code, out, err) = check_config(&dir.join("warden.yaml"), &text);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(err.contains("listeners[0].tls"), "{err}");
 }
 
 #[test]

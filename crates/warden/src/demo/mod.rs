@@ -36,10 +36,11 @@ pub async fn run(args: DemoArgs, data_dir_flag: Option<PathBuf>) -> Result<(), F
 
     let data_dir = crate::data_dir::resolve(data_dir_flag, None, None).join("demo");
     crate::data_dir::prepare(&data_dir)?;
+    let signals = crate::serve::Signals::install()?;
     let gateway = crate::serve::start(Runtime::new(config, DEMO_CONFIG)).await?;
     let admin = gateway.admin_addr().unwrap_or(args.admin);
     print_intro(gateway.listen_addrs()[0], admin, api_addr);
-    crate::serve::run_until_signal(gateway, None).await
+    crate::serve::run_until_signal(gateway, None, signals).await
 }
 
 fn print_intro(gw: std::net::SocketAddr, admin: std::net::SocketAddr, api: std::net::SocketAddr) {
