@@ -32,6 +32,9 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     #[serde(default)]
     pub limits: Limits,
+    /// Worker threads handling connections; default: one per CPU core. Fixed at start.
+    #[serde(default)]
+    pub workers: Option<usize>,
     /// Peers whose `X-Forwarded-For` we believe (a load balancer in front of Warden). Empty by
     /// default: the socket peer is the client.
     #[serde(default)]
@@ -490,6 +493,12 @@ impl Config {
                 ));
             }
         }
+        if self.workers == Some(0) {
+            return Some((
+                "workers".into(),
+                "must be at least 1 (or left out: one per CPU core)".into(),
+            ));
+        }
         if self.limits.max_header_bytes.0 < 1024 {
             return Some((
                 "limits.max_header_bytes".into(),
@@ -557,6 +566,11 @@ impl Config {
             }
         }
         None
+    }
+
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
     }
 
     pub fn route_name(&self, index: usize) -> String {

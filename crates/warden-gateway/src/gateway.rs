@@ -18,6 +18,7 @@ use crate::metrics::ResultLabels;
 use crate::runtime::Runtime;
 use crate::server::{self, ConnTracker, ListenerTask};
 use crate::shared::Shared;
+use crate::workers::Workers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -28,6 +29,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("cannot start worker threads: {0}")]
+    Workers(std::io::Error),
 }
 
 pub struct Gateway {
@@ -37,6 +40,7 @@ pub struct Gateway {
     listen_addrs: Vec<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    workers: Arc<Workers>,
     /// Listener and admin settings are fixed at start; reload warns when they change.
     started_with: Config,
 }
@@ -71,6 +75,7 @@ impl Gateway {
 
         let shared = Arc::new(Shared::new(runtime));
         let tracker = Arc::new(ConnTracker::default());
+        let workers = Arc::new(Workers::spawn(config.worker_count()).map_err(StartError::Workers)?);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut listen_addrs = Vec::new();
         let mut tasks = Vec::new();
@@ -91,6 +96,7 @@ impl Gateway {
                 task,
                 shared.clone(),
                 tracker.clone(),
+                workers.clone(),
                 shutdown_rx.clone(),
             )));
         }
@@ -112,6 +118,7 @@ impl Gateway {
             listen_addrs,
             admin_addr,
             tasks: std::sync::Mutex::new(tasks),
+            workers,
             started_with: config,
         })
     }
@@ -145,12 +152,15 @@ impl Gateway {
             })
             .and_then(|text| Config::parse(&text, path).map(|cfg| (cfg, text)));
         match outcome {
-            Ok((cfg, text)) => {
+            Ok((mut cfg, text)) => {
                 if cfg.listeners != self.started_with.listeners
                     || cfg.admin != self.started_with.admin
+                    || cfg.workers != self.started_with.workers
                 {
-                    tracing::warn!("listener and admin changes take effect at the next restart; the rest was applied");
+                    tracing::warn!("listener, admin and workers changes take effect at the next restart; the rest was applied");
                 }
+                // The worker threads are fixed at start; size the upstream pools for them.
+                cfg.workers = self.started_with.workers;
                 let rt = Runtime::new(cfg, &text);
                 let hash = rt.config_hash.clone();
                 self.shared.runtime.store(Arc::new(rt));
@@ -196,7 +206,19 @@ impl Gateway {
         for t in self.tasks.lock().expect("task list lock").drain(..) {
             t.abort();
         }
+        self.workers.stop();
         tracing::info!("stopped");
+    }
+}
+
+impl Drop for Gateway {
+    /// A gateway dropped without `shutdown` (tests, embedders) still stops its worker threads.
+    fn drop(&mut self) {
+        let _ = self.shutdown_tx.send(true);
+        for t in self.tasks.get_mut().expect("task list lock").drain(..) {
+            t.abort();
+        }
+        self.workers.stop();
     }
 }
 

@@ -25,6 +25,7 @@ pub mod server;
 pub mod shared;
 pub mod tls;
 pub mod upstream;
+pub mod workers;
 
 pub use config::{Config, ConfigError};
 pub use gateway::{Gateway, StartError};

@@ -227,8 +227,11 @@ async fn proxy(
     let upstream_req = Request::from_parts(head, body);
 
     let name = upstream.name.clone();
-    let sent =
-        tokio::time::timeout(upstream.read_timeout, upstream.client.request(upstream_req)).await;
+    let sent = tokio::time::timeout(
+        upstream.read_timeout,
+        upstream.client().request(upstream_req),
+    )
+    .await;
     let upstream_fail = |kind: ProblemKind, reason: &'static str, metric: &'static str| {
         shared
             .metrics

@@ -55,6 +55,7 @@ impl Runtime {
                     &config.upstreams[&r.upstream],
                     r.connect_timeout,
                     r.read_timeout,
+                    config.worker_count(),
                 )),
             })
             .collect();

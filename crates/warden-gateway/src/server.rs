@@ -24,6 +24,7 @@ use warden_policy::ProblemKind;
 use crate::config::Limits;
 use crate::proxy::{self, ConnInfo};
 use crate::shared::Shared;
+use crate::workers::Workers;
 
 /// Connections accepted past `max_connections` get a quick 503 rather than a silent reset, but only
 /// this many at once; beyond that they are closed straight away.
@@ -79,6 +80,7 @@ pub async fn accept_loop(
     task: ListenerTask,
     shared: Arc<Shared>,
     tracker: Arc<ConnTracker>,
+    workers: Arc<Workers>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let overflow = Arc::new(tokio::sync::Semaphore::new(OVERFLOW_SLOTS));
@@ -132,9 +134,16 @@ pub async fn accept_loop(
             });
             continue;
         }
-        tokio::spawn(async move {
+        // The socket moves to a worker's runtime: deregister it here, register it there.
+        let Ok(std_stream) = stream.into_std() else {
+            continue;
+        };
+        workers.dispatch(async move {
             let _guard = guard;
-            serve(stream, tls, conn, shared, limits, shutdown).await;
+            match TcpStream::from_std(std_stream) {
+                Ok(stream) => serve(stream, tls, conn, shared, limits, shutdown).await,
+                Err(e) => tracing::warn!(error = %e, "cannot move a connection to its worker"),
+            }
         });
     }
 }

@@ -14,12 +14,13 @@ use crate::config::{Target, UpstreamConfig};
 pub type HttpClient = Client<HttpConnector, GatewayBody>;
 
 /// One route's way to its upstream. A client per route (not per upstream) because connect timeouts
-/// can differ per route; pools are cheap and idle connections time out.
+/// can differ per route, and within that one per worker thread, so that a request only ever uses
+/// connections owned by its own thread (see `workers`). Pools are cheap; idle connections time out.
 pub struct Upstream {
     pub name: String,
     pub targets: Vec<Target>,
     pub read_timeout: Duration,
-    pub client: HttpClient,
+    clients: Vec<HttpClient>,
     next: AtomicUsize,
 }
 
@@ -29,27 +30,23 @@ impl Upstream {
         cfg: &UpstreamConfig,
         connect_timeout: Option<Duration>,
         read_timeout: Option<Duration>,
+        workers: usize,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout.unwrap_or(cfg.connect_timeout)));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(cfg.pool_idle_timeout)
-            .pool_max_idle_per_host(cfg.pool_max_idle_per_target)
-            // The client must not rewrite Host from the target URL: the upstream sees the host the
-            // client asked for, as with any transparent reverse proxy.
-            .set_host(false)
-            .build(connector);
+        let clients = (0..workers.max(1))
+            .map(|_| client(cfg, connect_timeout))
+            .collect();
         Upstream {
             name: name.to_string(),
             targets: cfg.targets.clone(),
             read_timeout: read_timeout.unwrap_or(cfg.read_timeout),
-            client,
+            clients,
             next: AtomicUsize::new(0),
         }
+    }
+
+    /// The calling worker's client.
+    pub fn client(&self) -> &HttpClient {
+        &self.clients[crate::workers::current() % self.clients.len()]
     }
 
     /// Round robin. Relaxed is enough: fairness, not exactness, is the goal.
@@ -57,6 +54,22 @@ impl Upstream {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         &self.targets[i % self.targets.len()]
     }
+}
+
+fn client(cfg: &UpstreamConfig, connect_timeout: Option<Duration>) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout.unwrap_or(cfg.connect_timeout)));
+    connector.set_nodelay(true);
+    connector.set_keepalive(Some(Duration::from_secs(60)));
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_idle_timeout(cfg.pool_idle_timeout)
+        .pool_max_idle_per_host(cfg.pool_max_idle_per_target)
+        // The client must not rewrite Host from the target URL: the upstream sees the host the
+        // client asked for, as with any transparent reverse proxy.
+        .set_host(false)
+        .build(connector)
 }
 
 /// The URI to send upstream: the target's base path, then the request path (minus the route prefix

@@ -17,7 +17,9 @@ use cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format, &cli.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // This runtime only accepts connections, serves the admin API and handles signals and reloads;
+    // requests run on the gateway's own per-core worker threads (warden_gateway::workers).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
