@@ -23,7 +23,7 @@ use warden_policy::{client_ip, ProblemKind, Rejection};
 
 use crate::body::{BodyStats, CompletionBody, GatewayBody, LimitedBody};
 use crate::context::{Decision, RequestCtx};
-use crate::headers::{self, ForwardedFor, X_REQUEST_ID};
+use crate::headers::{self, X_REQUEST_ID};
 use crate::metrics::{RequestLabels, RouteLabels, UpstreamErrorLabels};
 use crate::pipeline::{Denial, Outcome};
 use crate::problem::problem_response;
@@ -31,15 +31,26 @@ use crate::runtime::Runtime;
 use crate::shared::Shared;
 
 /// What the handler knows about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
+    pub forwarded: headers::PeerHeaders,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, tls: bool) -> ConnInfo {
+        ConnInfo {
+            peer,
+            tls,
+            forwarded: headers::PeerHeaders::new(peer.ip(), tls),
+        }
+    }
 }
 
 pub async fn handle(
     shared: Arc<Shared>,
-    conn: ConnInfo,
+    conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<GatewayBody>, Infallible> {
     let started = Instant::now();
@@ -69,7 +80,7 @@ pub async fn handle(
 
     let in_flight = InFlight::enter(&shared, rt.config.limits.max_requests_in_flight);
     let result = match in_flight {
-        Some(_) => proxy(&shared, &rt, conn, &mut ctx, req, stats.clone()).await,
+        Some(_) => proxy(&shared, &rt, &conn, &mut ctx, req, stats.clone()).await,
         None => Err(Failure::Gateway(Rejection::new(
             ProblemKind::Overloaded,
             "too-many-requests-in-flight",
@@ -116,7 +127,7 @@ enum Failure {
 async fn proxy(
     shared: &Shared,
     rt: &Runtime,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     ctx: &mut RequestCtx,
     req: Request<Incoming>,
     stats: Arc<BodyStats>,
@@ -203,22 +214,17 @@ async fn proxy(
         .iter()
         .any(|n| n.contains(&conn.peer.ip().to_canonical()));
     // The Host as the client sent it, port included: what X-Forwarded-Host conventionally carries.
-    let client_host = head
-        .headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let client_host = head.headers.get(header::HOST).cloned();
     headers::set_forwarded(
         &mut head.headers,
-        &ForwardedFor {
-            peer_ip: conn.peer.ip(),
-            peer_trusted,
-            tls: conn.tls,
-            host: client_host.as_deref(),
-        },
+        &conn.forwarded,
+        peer_trusted,
+        client_host.as_ref(),
     );
-    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        head.headers.insert(X_REQUEST_ID, v);
+    // One header value for both directions (a clone shares the bytes).
+    let request_id = HeaderValue::from_str(&ctx.request_id).ok();
+    if let Some(v) = &request_id {
+        head.headers.insert(X_REQUEST_ID, v.clone());
     }
     head.uri = uri;
     // Upstreams speak HTTP/1.1 whatever the client spoke: the pool is h1, and hyper refuses to send
@@ -279,7 +285,7 @@ async fn proxy(
 
     let (mut parts, body) = resp.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
-    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+    if let Some(v) = request_id {
         parts.headers.insert(X_REQUEST_ID, v);
     }
     rt.pipeline

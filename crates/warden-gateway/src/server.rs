@@ -7,7 +7,7 @@
 //! otherwise hold a slot for ever.
 
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -114,10 +114,7 @@ pub async fn accept_loop(
             tracker: tracker.clone(),
             counted: !over,
         };
-        let conn = ConnInfo {
-            peer,
-            tls: task.tls.is_some(),
-        };
+        let conn = ConnInfo::new(peer, task.tls.is_some());
         let tls = task.tls.clone();
         let shared = shared.clone();
         let shutdown = shutdown.clone();
@@ -207,9 +204,12 @@ async fn serve_http<IO>(
 {
     let builder = builder(limits);
     let act = activity.clone();
+    let peer = conn.peer;
+    let conn = Arc::new(conn);
     let service = service_fn(move |req| {
         let shared = shared.clone();
         let act = act.clone();
+        let conn = conn.clone();
         async move {
             let _busy = act.begin_request();
             proxy::handle(shared, conn, req).await
@@ -220,13 +220,14 @@ async fn serve_http<IO>(
     if draining {
         connection.as_mut().graceful_shutdown();
     }
+    let mut watchdog = Watchdog::new();
     let mut tick =
         tokio::time::interval(Duration::from_millis(250).min(limits.header_read_timeout / 4));
     loop {
         tokio::select! {
             res = connection.as_mut() => {
                 if let Err(e) = res {
-                    tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+                    tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                 }
                 return;
             }
@@ -235,8 +236,8 @@ async fn serve_http<IO>(
                 connection.as_mut().graceful_shutdown();
             }
             _ = tick.tick() => {
-                if let Some(why) = activity.expired(limits.header_read_timeout, limits.idle_timeout) {
-                    tracing::debug!(peer = %conn.peer, why, "closing connection");
+                if let Some(why) = watchdog.check(&activity, limits.header_read_timeout, limits.idle_timeout) {
+                    tracing::debug!(peer = %peer, why, "closing connection");
                     return; // Dropping the connection closes the socket.
                 }
             }
@@ -285,10 +286,10 @@ async fn serve_overloaded(
     }
 }
 
-/// Last time bytes moved on a connection and how many requests it has running.
+/// Whether bytes moved on a connection and how many requests it has running. I/O only sets a flag
+/// (no clock read on the hot path); the watchdog turns flags into times on its own tick.
 struct Activity {
-    start: Instant,
-    last_ms: AtomicU64,
+    moved: AtomicBool,
     requests_started: AtomicU64,
     busy: AtomicUsize,
 }
@@ -296,16 +297,14 @@ struct Activity {
 impl Activity {
     fn new() -> Activity {
         Activity {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
+            moved: AtomicBool::new(false),
             requests_started: AtomicU64::new(0),
             busy: AtomicUsize::new(0),
         }
     }
 
     fn touch(&self) {
-        self.last_ms
-            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.moved.store(true, Ordering::Relaxed);
     }
 
     fn begin_request(self: &Arc<Self>) -> Busy {
@@ -313,19 +312,43 @@ impl Activity {
         self.busy.fetch_add(1, Ordering::AcqRel);
         Busy(self.clone())
     }
+}
+
+/// The watchdog's view of one connection: when it started and when bytes last moved, to the
+/// precision of its tick.
+struct Watchdog {
+    start: Instant,
+    last: Instant,
+}
+
+impl Watchdog {
+    fn new() -> Watchdog {
+        let now = Instant::now();
+        Watchdog {
+            start: now,
+            last: now,
+        }
+    }
 
     /// Why the connection should be closed now, if it should.
-    fn expired(&self, header_timeout: Duration, idle_timeout: Duration) -> Option<&'static str> {
-        if self.busy.load(Ordering::Acquire) > 0 {
+    fn check(
+        &mut self,
+        a: &Activity,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Option<&'static str> {
+        let now = Instant::now();
+        if a.moved.swap(false, Ordering::Relaxed) {
+            self.last = now;
+        }
+        if a.busy.load(Ordering::Acquire) > 0 {
             return None;
         }
-        let now = self.start.elapsed();
-        if self.requests_started.load(Ordering::Relaxed) == 0 {
-            return (now > header_timeout)
+        if a.requests_started.load(Ordering::Relaxed) == 0 {
+            return (now - self.start > header_timeout)
                 .then_some("no complete request head within header_read_timeout");
         }
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        (now.saturating_sub(last) > idle_timeout).then_some("idle_timeout")
+        (now - self.last > idle_timeout).then_some("idle_timeout")
     }
 }
 

@@ -71,6 +71,9 @@ pub struct ServeArgs {
     /// Quick mode: accept unencrypted HTTP on a non-loopback address.
     #[arg(long)]
     pub plain_http: bool,
+    /// Worker threads handling connections (overrides the config's `workers`); default: one per core.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
 }
 
 #[derive(Args, Debug)]

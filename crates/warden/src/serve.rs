@@ -33,6 +33,10 @@ pub async fn run(args: ServeArgs, data_dir_flag: Option<PathBuf>) -> Result<(), 
             (cfg, text, None)
         }
     };
+    let mut config = config;
+    if let Some(n) = args.workers {
+        config.workers = Some(usize::from(n));
+    }
     let data_dir = data_dir::resolve(data_dir_flag, config.data_dir.as_deref(), source.as_deref());
     data_dir::prepare(&data_dir)?;
     tracing::info!(data_dir = %data_dir.display(), "data folder");
