@@ -29,6 +29,7 @@ use crate::pipeline::{Denial, Outcome};
 use crate::problem::problem_response;
 use crate::runtime::Runtime;
 use crate::shared::Shared;
+use crate::upstream::UpstreamError;
 
 /// What the handler knows about the connection a request came on.
 #[derive(Debug, Clone)]
@@ -188,7 +189,8 @@ async fn proxy(
 
     // Build the upstream request.
     let upstream = &route.upstream;
-    let target = upstream.pick();
+    let target_index = upstream.pick();
+    let target = &upstream.targets[target_index];
     let path = if route.strip_prefix && route.prefix.0 != "/" {
         head.uri
             .path()
@@ -235,7 +237,7 @@ async fn proxy(
     let name = upstream.name.clone();
     let sent = tokio::time::timeout(
         upstream.read_timeout,
-        upstream.client().request(upstream_req),
+        upstream.send(target_index, upstream_req),
     )
     .await;
     let upstream_fail = |kind: ProblemKind, reason: &'static str, metric: &'static str| {
@@ -266,7 +268,7 @@ async fn proxy(
                 upstream: name,
             })
         }
-        Ok(Err(e)) if e.is_connect() => {
+        Ok(Err(UpstreamError::Connect(_))) => {
             return Err(upstream_fail(
                 ProblemKind::UpstreamUnavailable,
                 "upstream-connect-failed",

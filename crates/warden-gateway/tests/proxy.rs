@@ -244,6 +244,76 @@ async fn upstream_down_is_502_problem() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let up = upstream().await;
+    let gw = start(&config_text(up.addr, &format!("workers: 1\n{BASIC}"))).await;
+    for _ in 0..20 {
+        assert_eq!(get(&gw, "/echo").await.0, StatusCode::OK);
+    }
+    // Bodies read in full return their connection to the pool, so one connection serves all.
+    assert_eq!(up.conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let (s, _, body) = get(&gw, &format!("/download/{}", 1 << 20)).await;
+    assert_eq!((s, body.len()), (StatusCode::OK, 1 << 20));
+    assert_eq!(up.conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// An upstream that answers one request per connection and then drops the socket without saying
+/// `Connection: close`, as servers with short keep-alive timeouts do.
+async fn one_shot_upstream(linger: Duration) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                tokio::time::sleep(linger).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_closing_idle_connections_causes_no_errors() {
+    let addr = one_shot_upstream(Duration::from_millis(20)).await;
+    let gw = start(&config_text(addr, &format!("workers: 1\n{BASIC}"))).await;
+    for i in 0..10 {
+        let (s, _, body) = get(&gw, "/x").await;
+        assert_eq!((s, &body[..]), (StatusCode::OK, &b"ok"[..]), "request {i}");
+        // Sometimes the close has been seen before the next request, sometimes not yet.
+        tokio::time::sleep(Duration::from_millis(if i % 2 == 0 { 5 } else { 60 })).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_is_never_sent_twice() {
+    // The reused connection dies after the POST went out: the upstream may have acted on it, so
+    // the gateway reports the failure instead of repeating the request.
+    let addr = one_shot_upstream(Duration::from_millis(300)).await;
+    let gw = start(&config_text(addr, &format!("workers: 1\n{BASIC}"))).await;
+    assert_eq!(get(&gw, "/x").await.0, StatusCode::OK);
+    let req = Request::post(url(&gw, "/orders"))
+        .body(warden_gateway::body::full(&b"{}"[..]))
+        .unwrap();
+    let (s, h, b) = send(&h1_client(), req).await;
+    assert_eq!(
+        assert_problem(s, &h, &b, 502, "upstream-unavailable")["reason"],
+        "upstream-failed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_upstream_is_504_problem() {
     let up = upstream().await;
     let gw = start(&config_text(
@@ -341,6 +411,11 @@ async fn slowloris_clients_are_cut_off() {
         .expect("silent client not cut off");
     assert!(matches!(n, Ok(0) | Err(_)));
     assert!(started.elapsed() < Duration::from_secs(3));
+    // The server task releases its slot just after closing the socket: allow it that moment.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while gw.open_connections() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(gw.open_connections(), 0);
 }
 

@@ -26,16 +26,21 @@ use warden_gateway::{Config, Gateway, Runtime};
 pub struct Upstream {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    /// TCP connections accepted, to see keep-alive reuse.
+    pub conns: Arc<AtomicUsize>,
 }
 
 pub async fn upstream() -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
+    let conns = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
+    let c = conns.clone();
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
+            c.fetch_add(1, Ordering::SeqCst);
             let h = h.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| {
@@ -47,7 +52,7 @@ pub async fn upstream() -> Upstream {
             });
         }
     });
-    Upstream { addr, hits }
+    Upstream { addr, hits, conns }
 }
 
 async fn stub(
