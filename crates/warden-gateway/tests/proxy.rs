@@ -420,6 +420,34 @@ async fn slowloris_clients_are_cut_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_are_closed() {
+    let up = upstream().await;
+    let gw = start(&config_text(
+        up.addr,
+        &format!("limits:\n  idle_timeout: 400ms\n{BASIC}"),
+    ))
+    .await;
+    let mut s = TcpStream::connect(gw.listen_addrs()[0]).await.unwrap();
+    s.write_all(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Keep-alive: the connection stays open after the answer, until idle_timeout passes.
+    let started = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("idle connection not closed");
+    assert!(matches!(end, Ok(0) | Err(_)));
+    let idle_for = started.elapsed();
+    assert!(
+        idle_for >= Duration::from_millis(300) && idle_for < Duration::from_secs(2),
+        "{idle_for:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_headers_are_refused() {
     let up = upstream().await;
     let gw = start(&config_text(up.addr, BASIC)).await;

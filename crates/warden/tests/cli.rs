@@ -196,6 +196,24 @@ fn serve_reloads_on_sighup_and_keeps_old_config_when_broken() {
     let mut gw = Proc::spawn(&["serve", "--config", file.to_str().unwrap()], &dir);
     let addr = gw.addr_of("listening");
     assert_eq!(http(addr, "GET", "/users/1").0, 200);
+    // One JSON access log line per request, with what an operator filters on.
+    let line = gw.wait_for("\"target\":\"warden::access\"");
+    let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(entry["method"], "GET");
+    assert_eq!(entry["route"], "all");
+    assert_eq!(entry["status"], 200);
+    assert_eq!(entry["decision"], "allowed");
+    assert_eq!(entry["client_ip"], "127.0.0.1");
+    assert_eq!(entry["request_id"].as_str().map(str::len), Some(36));
+    assert!(entry["duration_ms"].as_f64().is_some() && entry["bytes_out"].as_u64() > Some(0));
+    // The embedded store's folder exists, private to its owner.
+    let data = dir.join("data");
+    assert!(data.is_dir());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
 
     let deny = "  - name: users\n    path_prefix: /users\n    upstream: api\n    ip_rules: {deny: [127.0.0.0/8]}\n";
     std::fs::write(&file, config(api, deny)).unwrap();
