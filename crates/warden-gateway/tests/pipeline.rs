@@ -36,27 +36,6 @@ impl Check for NoEvil {
     }
 }
 
-/// `n` chunks of 10 KB with no length announced (sent chunked).
-struct Chunks(usize);
-
-impl http_body::Body for Chunks {
-    type Data = Bytes;
-    type Error = warden_gateway::body::BoxError;
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        if self.0 == 0 {
-            return std::task::Poll::Ready(None);
-        }
-        self.0 -= 1;
-        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(vec![
-            b'a';
-            10_000
-        ])))))
-    }
-}
-
 async fn start_with_check(text: &str) -> Gateway {
     let cfg = Config::parse(text, &PathBuf::from("test.yaml")).unwrap();
     let rt = Runtime::with_pipeline(cfg, text, |_| Pipeline::from_checks(vec![Arc::new(NoEvil)]));
@@ -100,7 +79,13 @@ async fn a_body_check_sees_the_whole_body_and_can_refuse() {
 
     // Over the limit while buffering a body of unknown length: 413, not an unbounded buffer.
     let req = Request::post(url(&gw, "/upload"))
-        .body(Chunks(10).boxed_unsync())
+        .body(
+            Generated {
+                left: 100_000,
+                chunk: 10_000,
+            }
+            .boxed_unsync(),
+        )
         .unwrap();
     let (s, h, b) = send(&h1_client(), req).await;
     assert_problem(s, &h, &b, 413, "payload-too-large");

@@ -3,14 +3,10 @@
 
 mod common;
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::*;
 use http::{Request, StatusCode};
-use http_body::Frame;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -105,29 +101,6 @@ async fn tls_offers_h2_and_http1_via_alpn() {
         (proto.as_slice(), status),
         (&b"http/1.1"[..], StatusCode::OK)
     );
-}
-
-/// Frames generated on demand, so the client never holds the whole upload either.
-struct Generated {
-    left: usize,
-    chunk: usize,
-}
-
-impl http_body::Body for Generated {
-    type Data = Bytes;
-    type Error = warden_gateway::body::BoxError;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if self.left == 0 {
-            return Poll::Ready(None);
-        }
-        let n = self.chunk.min(self.left);
-        self.left -= n;
-        let fill = (self.left % 251) as u8;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![fill; n])))))
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

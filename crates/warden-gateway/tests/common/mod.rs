@@ -5,12 +5,15 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use http_body::Frame;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -263,4 +266,28 @@ pub async fn tls_get(
     let status = resp.status();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (proto, status, body)
+}
+
+/// A request body of `left` bytes in `chunk`-sized frames, generated on demand and with no length
+/// announced (sent chunked), so neither side ever holds it whole.
+pub struct Generated {
+    pub left: usize,
+    pub chunk: usize,
+}
+
+impl http_body::Body for Generated {
+    type Data = Bytes;
+    type Error = warden_gateway::body::BoxError;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.chunk.min(self.left);
+        self.left -= n;
+        let fill = (self.left % 251) as u8;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![fill; n])))))
+    }
 }
