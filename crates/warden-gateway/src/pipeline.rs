@@ -85,10 +85,6 @@ impl Pipeline {
         Pipeline { checks }
     }
 
-    pub fn names(&self) -> Vec<&'static str> {
-        self.checks.iter().map(|c| c.name()).collect()
-    }
-
     pub fn request_head(&self, ctx: &mut RequestCtx, head: &request::Parts) -> Result<(), Denial> {
         self.run(|c| c.request_head(ctx, head))
     }

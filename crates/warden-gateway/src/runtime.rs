@@ -3,7 +3,6 @@
 //! requests already running finish on the generation they started with.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
@@ -70,10 +69,6 @@ impl Runtime {
 
     pub fn trusted_proxies(&self) -> &[IpNet] {
         &self.config.trusted_proxies
-    }
-
-    pub fn header_read_timeout(&self) -> Duration {
-        self.config.limits.header_read_timeout
     }
 }
 

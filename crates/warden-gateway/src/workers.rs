@@ -60,14 +60,6 @@ impl Workers {
         })
     }
 
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     /// Ends the workers: each finishes its loop and drops its runtime, cancelling what still runs.
     pub fn stop(&self) {
         self.senders.lock().expect("workers lock").clear();
