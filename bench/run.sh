@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side proxy benchmark on one machine, in one run: wrk against
 #   direct  - the upstream itself (nginx serving a small fixed response)
-#   warden  - `warden serve` quick mode in front of it (plain proxy: no checks configured)
+#   warden  - `warden serve` in front of it as a plain proxy: the response-side protections that
+#             are on by default (data protection, security headers, error scrubbing) turned off,
+#             every gateway limit on (bench/protect.sh measures what the protections cost)
 #   nginx   - nginx as an equivalent keep-alive reverse proxy in front of the same upstream
 # Prints a Markdown table with requests/s, p50 and p99, the CPU time each proxy spent per request
 # (from /proc: robust on a shared machine, where req/s depends on what else runs), and the ratios
@@ -9,23 +11,15 @@
 #
 # Usage: bench/run.sh [DURATION_SECONDS] [CONNECTIONS] [ROUNDS]   (defaults: 10 50 3)
 # Needs: wrk and nginx (Debian: apt-get install wrk nginx-light). Everything listens on 127.0.0.1.
-set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
 CONNS=${2:-50}
 ROUNDS=${3:-3}
-for tool in wrk nginx; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install wrk nginx-light" >&2; exit 1; }
-done
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+need wrk nginx
 cargo build --release -p warden >/dev/null
 WARDEN=target/release/warden
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 UP=$(free_port); NGX=$(free_port); WD=$(free_port); ADM=$(free_port)
 
 # Two nginx instances, so that the proxy's CPU time can be told apart from the upstream's.
@@ -65,51 +59,22 @@ http {
   }
 }
 NGINX
-nginx -c "$work/upstream.conf" -p "$work" -g 'daemon off;' &
-pids+=($!)
-nginx -c "$work/proxy.conf" -p "$work" -g 'daemon off;' &
-NGINX_PROXY=$!
-pids+=($NGINX_PROXY)
-# Plain proxy: access log off, as for nginx; every gateway protection with no per-API config stays on.
-WARDEN_DATA_DIR="$work/data" "$WARDEN" --log-level warn serve --listen "127.0.0.1:$WD" --upstream "http://127.0.0.1:$UP" --admin "127.0.0.1:$ADM" &
-WARDEN_PID=$!
-pids+=($WARDEN_PID)
-for port in "$UP" "$NGX" "$WD"; do
-  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
-done
-
-# CPU time (user+system, in clock ticks) used so far by the given processes and their children's threads.
-cpu_ticks() {
-  local total=0 p t
-  for p in "$@"; do
-    for t in /proc/"$p"/task/*/stat; do
-      total=$((total + $(sed 's/.*) //' "$t" | awk '{print $12 + $13}')))
-    done
-  done
-  echo "$total"
-}
-
-# wrk's --latency output: "Requests/sec: N" and " 50%  1.23ms" lines; latencies normalized to ms.
-# Prints: req/s p50 p99 non2xx cpu_us_per_request (cpu of the measured proxy; 0 for direct).
-measure() {
-  local port=$1; shift
-  local before after out
-  before=$(cpu_ticks "$@")
-  out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port/")
-  after=$(cpu_ticks "$@")
-  python3 - "$out" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
-import re, sys
-o, before, after, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", o).group(1))
-reqs = int(re.search(r"(\d+) requests in", o).group(1))
-def ms(p):
-    v, u = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", o).groups()
-    return float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u]
-errs = re.search(r"Non-2xx or 3xx responses: (\d+)", o)
-cpu_us = (after - before) / hz * 1e6 / reqs
-print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f} {errs.group(1) if errs else 0} {cpu_us:.2f}")
-PY
-}
+start_bg nginx -c "$work/upstream.conf" -p "$work" -g 'daemon off;'
+start_bg nginx -c "$work/proxy.conf" -p "$work" -g 'daemon off;'
+NGINX_PROXY=${pids[-1]}
+# Plain proxy: access log off, as for nginx; every gateway limit stays on.
+cat >"$work/warden.yaml" <<YAML
+listeners: [{address: "127.0.0.1:$WD", plain_http: true}]
+admin: {address: "127.0.0.1:$ADM"}
+data_protection: {enabled: false}
+security_headers: {enabled: false}
+error_scrubbing: {mode: off}
+upstreams: {bench: {targets: ["http://127.0.0.1:$UP"]}}
+routes: [{path_prefix: /, upstream: bench}]
+YAML
+start_bg "$WARDEN" --data-dir "$work/data" --log-level warn serve --config "$work/warden.yaml"
+WARDEN_PID=${pids[-1]}
+for port in "$UP" "$NGX" "$WD"; do wait_http "$port"; done
 
 declare -A RPS P50 P99 CPU
 for name in direct warden nginx; do RPS[$name]=""; P50[$name]=""; P99[$name]=""; CPU[$name]=""; done
@@ -123,7 +88,7 @@ for r in $(seq "$ROUNDS"); do
       nginx) port=$NGX; procs=$NGINX_WORKERS ;;
     esac
     # shellcheck disable=SC2086
-    read -r rps p50 p99 errs cpu < <(measure "$port" $procs)
+    read -r rps p50 p99 errs cpu _ < <(measure "$port" / $procs)
     [ "$errs" = 0 ] || { echo "$name: $errs non-2xx responses" >&2; exit 1; }
     RPS[$name]+="$rps "; P50[$name]+="$p50 "; P99[$name]+="$p99 "; CPU[$name]+="$cpu "
     echo "round $r $name: $rps req/s, p50 ${p50}ms, p99 ${p99}ms, proxy cpu ${cpu}us/request" >&2

@@ -53,7 +53,10 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Response<GatewayBody> {
         }
         "/metrics" => text(
             StatusCode::OK,
-            &shared.metrics.encode(),
+            &shared.metrics.encode_with(
+                shared.open_connections.load(Ordering::Relaxed),
+                shared.in_flight.load(Ordering::Relaxed),
+            ),
             "text/plain; version=0.0.4; charset=utf-8",
         ),
         _ => crate::problem::simple(ProblemKind::NoRoute, "admin-no-route", "admin"),

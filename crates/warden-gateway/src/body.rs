@@ -183,9 +183,88 @@ where
     }
 }
 
+/// A response body read up to a limit: whole, or the part read so far and the rest unread.
+pub enum Collected {
+    Whole(Bytes),
+    Partial(Bytes, GatewayBody),
+}
+
+/// Reads `body` until it ends or passes `limit` bytes. Trailers are dropped: the upstreams are
+/// HTTP/1.1 and the gateway never forwards them.
+pub async fn collect_up_to(mut body: GatewayBody, limit: u64) -> Result<Collected, BoxError> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        buf.extend_from_slice(&data);
+        if buf.len() as u64 > limit {
+            return Ok(Collected::Partial(buf.freeze(), body));
+        }
+    }
+    Ok(Collected::Whole(buf.freeze()))
+}
+
+/// `first`, then whatever `rest` still yields.
+pub fn chain(first: Bytes, rest: GatewayBody) -> GatewayBody {
+    Chain {
+        first: Some(first),
+        rest,
+    }
+    .boxed_unsync()
+}
+
+struct Chain {
+    first: Option<Bytes>,
+    rest: GatewayBody,
+}
+
+impl Body for Chain {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn collect_up_to_reads_whole_or_hands_back_the_rest() {
+        let small = Chunks(vec![Bytes::from_static(b"ab"), Bytes::from_static(b"cd")].into());
+        match collect_up_to(small.boxed_unsync(), 4).await.unwrap() {
+            Collected::Whole(b) => assert_eq!(&b[..], b"abcd"),
+            Collected::Partial(..) => panic!("within the limit"),
+        }
+        let big = Chunks(
+            vec![
+                Bytes::from_static(b"abc"),
+                Bytes::from_static(b"def"),
+                Bytes::from_static(b"gh"),
+            ]
+            .into(),
+        );
+        match collect_up_to(big.boxed_unsync(), 4).await.unwrap() {
+            Collected::Partial(prefix, rest) => {
+                let all = chain(prefix, rest).collect().await.unwrap().to_bytes();
+                assert_eq!(&all[..], b"abcdefgh");
+            }
+            Collected::Whole(_) => panic!("over the limit"),
+        }
+    }
 
     #[tokio::test]
     async fn limited_body_errors_past_limit_without_length() {
@@ -222,7 +301,7 @@ mod tests {
 
     impl Body for Chunks {
         type Data = Bytes;
-        type Error = std::convert::Infallible;
+        type Error = BoxError;
         fn poll_frame(
             mut self: Pin<&mut Self>,
             _: &mut Context<'_>,

@@ -19,6 +19,11 @@ use http::uri::Scheme;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+mod auth;
+mod protection;
+pub use auth::*;
+pub use protection::*;
+
 /// A config that parsed and passed validation. Relative paths are already resolved against the
 /// config file's folder.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -41,6 +46,21 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     pub routes: Vec<RouteConfig>,
+    /// Who may call: JWT issuers, signing partners, consumers, lockout, login operations.
+    #[serde(default)]
+    pub auth: Auth,
+    /// Personal and secret data in responses: found, masked, reported. On by default.
+    #[serde(default)]
+    pub data_protection: DataProtection,
+    /// Security headers on every response. On by default.
+    #[serde(default)]
+    pub security_headers: SecurityHeaders,
+    /// Cross-origin policy; without it the upstream's CORS headers pass, minus unsafe ones.
+    #[serde(default)]
+    pub cors: Option<Cors>,
+    /// Upstream 5xx answers that leak internals become a generic problem. On by default.
+    #[serde(default)]
+    pub error_scrubbing: ErrorScrubbing,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -282,6 +302,20 @@ pub struct RouteConfig {
     /// Overrides the upstream's `connect_timeout` for this route.
     #[serde(default, with = "humantime_serde")]
     pub connect_timeout: Option<Duration>,
+    /// Responses on this route carry data that must not be cached (`Cache-Control: no-store`).
+    #[serde(default)]
+    pub sensitive: bool,
+    /// Credential types accepted here (`[api_key, jwt, signature, issued_token]`), or `none` for a
+    /// public route. Left out: any configured type, required once one is configured.
+    #[serde(default)]
+    pub auth: RouteAuth,
+    /// Set to `false` to pass this route's responses without personal-data protection.
+    #[serde(default = "yes")]
+    pub data_protection: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_prefix() -> PathPrefix {
@@ -469,11 +503,12 @@ impl Config {
                 message: strip_location(&e.to_string()),
             }
         })?;
+        // Paths first: validation reads key files, relative to the config's folder.
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve_paths(base);
         if let Some((field, message)) = cfg.validate() {
             return Err(err_at(Some(field), message));
         }
-        let base = path.parent().unwrap_or(Path::new("."));
-        cfg.resolve_paths(base);
         Ok(cfg)
     }
 
@@ -530,6 +565,48 @@ impl Config {
         }
         if self.routes.is_empty() {
             return Some(("routes".into(), "at least one route is needed".into()));
+        }
+        if let Some(problem) = self.data_protection.validate() {
+            return Some(problem);
+        }
+        if let Some(problem) = self.auth.validate() {
+            return Some(problem);
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            if let RouteAuth::Methods(methods) = &r.auth {
+                use warden_policy::auth::Method;
+                for m in methods {
+                    let missing = match m {
+                        Method::ApiKey => None,
+                        Method::Jwt if self.auth.jwt.is_empty() => Some("auth.jwt lists no issuer"),
+                        Method::Signature if self.auth.signatures.is_none() => {
+                            Some("auth.signatures is not configured")
+                        }
+                        Method::IssuedToken if !self.auth.issued_tokens.enabled => {
+                            Some("auth.issued_tokens is not enabled")
+                        }
+                        _ => None,
+                    };
+                    if let Some(why) = missing {
+                        return Some((
+                            format!("routes[{i}].auth"),
+                            format!("accepts `{}` but {why}", m.id()),
+                        ));
+                    }
+                }
+            }
+        }
+        for (i, rule) in self.data_protection.rules.iter().enumerate() {
+            if let Some(r) = rule
+                .routes
+                .iter()
+                .find(|r| !(0..self.routes.len()).any(|j| &self.route_name(j) == *r))
+            {
+                return Some((
+                    format!("data_protection.rules[{i}].routes"),
+                    format!("no route is named `{r}`"),
+                ));
+            }
         }
         let mut seen = Vec::new();
         for (i, r) in self.routes.iter().enumerate() {
@@ -595,6 +672,8 @@ impl Config {
         if let Some(d) = &mut self.data_dir {
             fix(d);
         }
+        self.data_protection.resolve_paths(base);
+        self.auth.resolve_paths(base);
     }
 }
 

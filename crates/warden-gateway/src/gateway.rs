@@ -132,7 +132,7 @@ impl Gateway {
     }
 
     pub fn config_hash(&self) -> String {
-        self.shared.runtime.load().config_hash.clone()
+        self.shared.peek().config_hash.clone()
     }
 
     pub fn open_connections(&self) -> usize {
@@ -161,9 +161,9 @@ impl Gateway {
                 }
                 // The worker threads are fixed at start; size the upstream pools for them.
                 cfg.workers = self.started_with.workers;
-                let rt = Runtime::new(cfg, &text);
+                let rt = Runtime::new(cfg, &text, self.shared.peek().services.clone());
                 let hash = rt.config_hash.clone();
-                self.shared.runtime.store(Arc::new(rt));
+                self.shared.swap(rt);
                 self.shared
                     .metrics
                     .reloads
@@ -186,7 +186,7 @@ impl Gateway {
 
     /// Stops accepting, lets in-flight requests finish for up to `shutdown_grace`, then cuts the rest.
     pub async fn shutdown(&self) {
-        let grace = self.shared.runtime.load().config.limits.shutdown_grace;
+        let grace = self.shared.peek().config.limits.shutdown_grace;
         self.shared.draining.store(true, Ordering::Release);
         let _ = self.shutdown_tx.send(true);
         tracing::info!(

@@ -11,37 +11,53 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the legacy ones
-/// still seen in the wild.
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-];
-
 /// Removes hop-by-hop headers and every header the sender listed in `Connection`. The listed names
 /// go first: a client can name `Authorization` or `X-Forwarded-For` there to make a naive proxy drop
 /// it after its checks ran, so we drop them before any check sees the request.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
+    // One pass over the names (no hashing) finds which are present; most messages carry none, and
+    // an upstream's response usually just `Connection: keep-alive`. Only those are then removed.
+    let mut present: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        if is_hop_by_hop(name.as_str()) && !present.contains(name) {
+            present.push(name.clone());
+        }
+    }
+    if present.is_empty() {
+        return;
+    }
+    if present.contains(&header::CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
+    }
+    for name in present {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-    headers.remove(header::UPGRADE);
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the legacy ones
+/// still seen in the wild, and `Upgrade` (no protocol switching through the gateway yet).
+fn is_hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
 }
 
 /// Ids we accept from a client or an outer proxy: short, printable and free of anything that
@@ -117,7 +133,16 @@ pub fn set_forwarded(
             .collect();
         (!joined.is_empty()).then(|| joined.join(", "))
     };
-    let (prior_xff, prior_fwd) = if peer_trusted {
+    // Usually none of them is present: one pass over the names spares the hashed lookups.
+    let present = headers.keys().any(|k| {
+        matches!(
+            k.as_str(),
+            "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "forwarded"
+        )
+    });
+    let (prior_xff, prior_fwd) = if !present {
+        (None, None)
+    } else if peer_trusted {
         (prior(headers, &X_FORWARDED_FOR), prior(headers, &FORWARDED))
     } else {
         headers.remove(&X_FORWARDED_PROTO);
@@ -134,11 +159,11 @@ pub fn set_forwarded(
             headers.insert(X_FORWARDED_FOR, peer.xff.clone());
         }
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
+    if !present || !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO, peer.proto.clone());
     }
     if let Some(host) = host {
-        if !headers.contains_key(&X_FORWARDED_HOST) {
+        if !present || !headers.contains_key(&X_FORWARDED_HOST) {
             headers.insert(X_FORWARDED_HOST, host.clone());
         }
     }
@@ -205,6 +230,25 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert_eq!(h["x-kept"], "yes");
+    }
+
+    #[test]
+    fn each_hop_by_hop_header_is_stripped_alone() {
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+        ] {
+            let mut h = map(&[(name, "x"), ("x-kept", "yes")]);
+            strip_hop_by_hop(&mut h);
+            assert_eq!(h.len(), 1, "{name}");
+        }
     }
 
     #[test]

@@ -21,27 +21,29 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use warden_policy::{client_ip, ProblemKind, Rejection};
 
-use crate::body::{BodyStats, CompletionBody, GatewayBody, LimitedBody};
+use crate::body::{BodyStats, Collected, CompletionBody, GatewayBody, LimitedBody};
 use crate::context::{Decision, RequestCtx};
 use crate::headers::{self, X_REQUEST_ID};
-use crate::metrics::{RequestLabels, RouteLabels, UpstreamErrorLabels};
+use crate::metrics::{RequestLabels, UpstreamErrorLabels};
 use crate::pipeline::{Denial, Outcome};
 use crate::problem::problem_response;
 use crate::runtime::Runtime;
-use crate::shared::Shared;
+use crate::shared::{RuntimeRef, Shared};
 use crate::upstream::UpstreamError;
 
-/// What the handler knows about the connection a request came on.
-#[derive(Debug, Clone)]
+/// What the handler knows about the connection a request came on. Requests hold it by `Arc`, one
+/// per connection, so the gateway-wide state is reached without touching its reference count.
 pub struct ConnInfo {
+    pub shared: Arc<Shared>,
     pub peer: SocketAddr,
     pub tls: bool,
     pub forwarded: headers::PeerHeaders,
 }
 
 impl ConnInfo {
-    pub fn new(peer: SocketAddr, tls: bool) -> ConnInfo {
+    pub fn new(shared: Arc<Shared>, peer: SocketAddr, tls: bool) -> ConnInfo {
         ConnInfo {
+            shared,
             peer,
             tls,
             forwarded: headers::PeerHeaders::new(peer.ip(), tls),
@@ -49,13 +51,16 @@ impl ConnInfo {
     }
 }
 
-pub async fn handle(
-    shared: Arc<Shared>,
+/// Handles one request. `guard` is dropped once the response has been sent in full (or abandoned):
+/// the connection uses it to know a request is running.
+pub async fn handle<G: Send + 'static>(
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
+    guard: G,
 ) -> Result<Response<GatewayBody>, Infallible> {
     let started = Instant::now();
-    let rt = shared.runtime.load_full();
+    let shared = &conn.shared;
+    let rt = shared.runtime();
     let request_id = headers::request_id(req.headers());
     let trusted = rt.trusted_proxies();
     let client_ip = client_ip::resolve(
@@ -66,33 +71,45 @@ pub async fn handle(
             .filter_map(|v| v.to_str().ok()),
         trusted,
     );
+    let h = req.headers();
+    let has_credentials = h.contains_key(header::AUTHORIZATION)
+        || h.contains_key(header::COOKIE)
+        || h.contains_key("x-api-key");
     let mut ctx = RequestCtx {
         request_id,
         started,
         peer: conn.peer,
         client_ip,
         tls: conn.tls,
+        method: req.method().clone(),
+        origin: h.get(header::ORIGIN).cloned(),
+        has_credentials,
         route: None,
-        route_name: String::new(),
+        route_name: None,
+        answered_by: None,
+        identity: None,
+        auth_pending: false,
+        ext: http::Extensions::new(),
+        findings: Vec::new(),
         decision: Decision::Allowed,
     };
     let method = req.method().clone();
     let stats = Arc::new(BodyStats::default());
 
-    let in_flight = InFlight::enter(&shared, rt.config.limits.max_requests_in_flight);
+    let in_flight = InFlight::enter(&conn, rt.config.limits.max_requests_in_flight);
     let result = match in_flight {
-        Some(_) => proxy(&shared, &rt, &conn, &mut ctx, req, stats.clone()).await,
+        Some(_) => proxy(shared, &rt, &conn, &mut ctx, req, stats.clone()).await,
         None => Err(Failure::Gateway(Rejection::new(
             ProblemKind::Overloaded,
             "too-many-requests-in-flight",
         ))),
     };
     let (resp, upstream) = match result {
-        Ok((resp, upstream)) => (resp, Some(upstream)),
-        Err(Failure::Denied(Denial { phase, rejection })) => {
+        Ok((resp, upstream)) => (resp, upstream),
+        Err(Failure::Denied(Denial { phase, rejection }, upstream)) => {
             let resp = problem_response(&rejection, &ctx.request_id);
             ctx.decision = Decision::Denied { phase, rejection };
-            (resp, None)
+            (resp, upstream)
         }
         Err(Failure::Gateway(rejection)) => {
             let resp = problem_response(&rejection, &ctx.request_id);
@@ -109,19 +126,26 @@ pub async fn handle(
         }
     };
     Ok(finish(
-        shared, rt, ctx, method, resp, upstream, stats, in_flight,
+        conn,
+        rt,
+        ctx,
+        method,
+        resp,
+        upstream,
+        stats,
+        (in_flight, guard),
     ))
 }
 
 enum Failure {
-    /// A pipeline check refused the request.
-    Denied(Denial),
+    /// A pipeline check refused the request (or the upstream's response to it, named here).
+    Denied(Denial, Option<Arc<str>>),
     /// The gateway refused or failed it before any upstream was involved.
     Gateway(Rejection),
     /// The upstream failed (refused connection, reset, timeout).
     Upstream {
         rejection: Rejection,
-        upstream: String,
+        upstream: Arc<str>,
     },
 }
 
@@ -132,21 +156,25 @@ async fn proxy(
     ctx: &mut RequestCtx,
     req: Request<Incoming>,
     stats: Arc<BodyStats>,
-) -> Result<(Response<GatewayBody>, String), Failure> {
+) -> Result<(Response<GatewayBody>, Option<Arc<str>>), Failure> {
     let (mut head, body) = req.into_parts();
     let gateway = |kind, reason| Failure::Gateway(Rejection::new(kind, reason));
 
     if !sane_path(head.uri.path()) {
         return Err(gateway(ProblemKind::BadRequest, "path-not-normalized"));
     }
-    let host = crate::router::request_host(&head);
+    let host = if rt.router.uses_hosts() {
+        crate::router::request_host(&head)
+    } else {
+        None
+    };
     let route_id = rt
         .router
         .route(host.as_deref(), head.uri.path())
         .ok_or_else(|| gateway(ProblemKind::NoRoute, "no-route"))?;
     let route = &rt.routes[route_id.0];
     ctx.route = Some(route_id);
-    ctx.route_name.clone_from(&route.name);
+    ctx.route_name = Some(route.name.clone());
 
     // Before any check looks at headers: a header listed in `Connection` must not be seen by a check
     // and then dropped on the way out, or checks and upstream would disagree about the request.
@@ -160,9 +188,15 @@ async fn proxy(
         }
     }
 
+    if let Some((by, resp)) = rt.pipeline.answer(ctx, &head) {
+        ctx.answered_by = Some(by);
+        return Ok((resp, None));
+    }
+    let denied = |d| Failure::Denied(d, None);
     rt.pipeline
-        .request_head(ctx, &head)
-        .map_err(Failure::Denied)?;
+        .request_head(ctx, &mut head)
+        .await
+        .map_err(denied)?;
 
     let body: GatewayBody = if rt.pipeline.needs_body(ctx, &head) {
         let collected = Limited::new(body, limit as usize)
@@ -180,8 +214,8 @@ async fn proxy(
         let bytes: Bytes = collected.to_bytes();
         stats.bytes.store(bytes.len() as u64, Ordering::Relaxed);
         rt.pipeline
-            .request_body(ctx, &head, &bytes)
-            .map_err(Failure::Denied)?;
+            .request_body(ctx, &mut head, &bytes)
+            .map_err(denied)?;
         crate::body::full(bytes)
     } else {
         LimitedBody::new(body, limit, stats.clone()).boxed_unsync()
@@ -245,7 +279,7 @@ async fn proxy(
             .metrics
             .upstream_errors
             .get_or_create(&UpstreamErrorLabels {
-                upstream: name.clone(),
+                upstream: name.to_string(),
                 kind: metric,
             })
             .inc();
@@ -290,53 +324,85 @@ async fn proxy(
     if let Some(v) = request_id {
         parts.headers.insert(X_REQUEST_ID, v);
     }
-    rt.pipeline
-        .response_head(ctx, &mut parts)
-        .map_err(Failure::Denied)?;
-    let body = body.map_err(crate::body::BoxError::from).boxed_unsync();
-    Ok((Response::from_parts(parts, body), name))
+    let denied = |d| Failure::Denied(d, Some(name.clone()));
+    rt.pipeline.response_head(ctx, &mut parts).map_err(denied)?;
+    let body = match rt.pipeline.response_body_limit(ctx, &parts) {
+        None => body,
+        Some(limit) if content_length(&parts.headers).is_some_and(|n| n > limit) => {
+            rt.pipeline
+                .response_oversized(ctx, &mut parts)
+                .map_err(denied)?;
+            body
+        }
+        Some(limit) => {
+            // Read within the upstream's read timeout: a stalled body must not hold the request.
+            let collected = tokio::time::timeout(
+                upstream.read_timeout,
+                crate::body::collect_up_to(body, limit),
+            )
+            .await;
+            match collected {
+                Ok(Ok(Collected::Whole(mut bytes))) => {
+                    rt.pipeline
+                        .response_body(ctx, &mut parts, &mut bytes)
+                        .map_err(denied)?;
+                    crate::body::full(bytes)
+                }
+                Ok(Ok(Collected::Partial(prefix, rest))) => {
+                    rt.pipeline
+                        .response_oversized(ctx, &mut parts)
+                        .map_err(denied)?;
+                    crate::body::chain(prefix, rest)
+                }
+                Ok(Err(_)) => {
+                    return Err(upstream_fail(
+                        ProblemKind::UpstreamUnavailable,
+                        "upstream-failed",
+                        "protocol",
+                    ))
+                }
+                Err(_) => {
+                    return Err(upstream_fail(
+                        ProblemKind::UpstreamTimeout,
+                        "upstream-timeout",
+                        "timeout",
+                    ))
+                }
+            }
+        }
+    };
+    Ok((Response::from_parts(parts, body), Some(name)))
 }
 
 /// Wraps the response so that the log phase runs when its body is done (or abandoned), then hands
 /// it to hyper. Metrics, the access log and each check's `log` hang off that one callback.
 #[allow(clippy::too_many_arguments)]
 fn finish(
-    shared: Arc<Shared>,
-    rt: Arc<Runtime>,
+    conn: Arc<ConnInfo>,
+    rt: RuntimeRef,
     ctx: RequestCtx,
     method: http::Method,
     resp: Response<GatewayBody>,
-    upstream: Option<String>,
+    upstream: Option<Arc<str>>,
     stats: Arc<BodyStats>,
-    in_flight: Option<InFlight>,
+    guards: impl Send + 'static,
 ) -> Response<GatewayBody> {
     let status = resp.status().as_u16();
-    let (parts, body) = resp.into_parts();
+    let (mut parts, body) = resp.into_parts();
+    rt.pipeline.outgoing(&ctx, &mut parts);
     let body = CompletionBody::new(body, move |bytes_out, complete| {
-        let _in_flight = in_flight; // Released when the response is finished, not when its head is.
-        let route = if ctx.route_name.is_empty() {
-            "-".to_string()
-        } else {
-            ctx.route_name.clone()
-        };
+        let _guards = guards; // Released when the response is finished, not when its head is.
+        let route: Arc<str> = ctx.route_name.clone().unwrap_or_else(|| Arc::from("-"));
         let elapsed = ctx.started.elapsed();
-        shared
-            .metrics
-            .requests
-            .get_or_create(&RequestLabels {
+        conn.shared.metrics.requests.record(
+            RequestLabels {
                 route: route.clone(),
                 status,
                 decision: ctx.decision.label(),
                 reason: ctx.decision.reason(),
-            })
-            .inc();
-        shared
-            .metrics
-            .latency
-            .get_or_create(&RouteLabels {
-                route: route.clone(),
-            })
-            .observe(elapsed.as_secs_f64());
+            },
+            elapsed.as_secs_f64(),
+        );
         let outcome = Outcome {
             status,
             bytes_in: stats.bytes.load(Ordering::Relaxed),
@@ -363,31 +429,49 @@ fn finish(
             complete,
             upstream = outcome.upstream.as_deref().unwrap_or(""),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
+            findings = %FindingsSummary(&ctx.findings),
         );
         rt.pipeline.log(&ctx, &outcome);
     });
     Response::from_parts(parts, body.boxed_unsync())
 }
 
+/// `kind@location:action` for each finding, comma-separated, at most ten: enough for a log line,
+/// never a value.
+struct FindingsSummary<'a>(&'a [crate::context::Finding]);
+
+impl std::fmt::Display for FindingsSummary<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, x) in self.0.iter().take(10).enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{}@{}:{}", x.kind, x.location, x.action)?;
+        }
+        if self.0.len() > 10 {
+            write!(f, ",+{}", self.0.len() - 10)?;
+        }
+        Ok(())
+    }
+}
+
 /// Counts a request against `max_requests_in_flight` until dropped.
-struct InFlight(Arc<Shared>);
+struct InFlight(Arc<ConnInfo>);
 
 impl InFlight {
-    fn enter(shared: &Arc<Shared>, limit: usize) -> Option<InFlight> {
-        let prev = shared.in_flight.fetch_add(1, Ordering::AcqRel);
+    fn enter(conn: &Arc<ConnInfo>, limit: usize) -> Option<InFlight> {
+        let prev = conn.shared.in_flight.fetch_add(1, Ordering::AcqRel);
         if prev >= limit {
-            shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+            conn.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        shared.metrics.in_flight.inc();
-        Some(InFlight(shared.clone()))
+        Some(InFlight(conn.clone()))
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.metrics.in_flight.dec();
+        self.0.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -405,20 +489,39 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
 /// percent-encoded), encoded slashes and backslashes, and anything not starting with `/`. Routing on
 /// such a path is how `/public/..%2fadmin` slips past a prefix rule in naive gateways.
 pub fn sane_path(path: &str) -> bool {
-    if !path.starts_with('/') {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') || bytes.contains(&b'\\') {
         return false;
     }
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2f")
-        || lower.contains("%5c")
-        || lower.contains('\\')
-        || lower.contains("%00")
-    {
-        return false;
+    // Percent-escapes that would change how the path splits or ends: %2F (/), %5C (\), %00.
+    let escaped = |i: usize| -> Option<u8> {
+        let hex = |b: u8| (b as char).to_digit(16);
+        Some((hex(*bytes.get(i + 1)?)? * 16 + hex(*bytes.get(i + 2)?)?) as u8)
+    };
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'%' && matches!(escaped(i), Some(b'/' | b'\\' | 0)) {
+            return false;
+        }
     }
-    !lower.split('/').any(|seg| {
-        let seg = seg.replace("%2e", ".");
-        seg == "." || seg == ".."
+    !path.split('/').any(|seg| {
+        // A segment that is `.` or `..` once `%2e` is read as a dot.
+        let mut dots = 0;
+        let mut rest = seg.as_bytes();
+        while !rest.is_empty() {
+            if rest[0] == b'.' {
+                rest = &rest[1..];
+            } else if rest.len() >= 3
+                && rest[0] == b'%'
+                && rest[1] == b'2'
+                && matches!(rest[2], b'e' | b'E')
+            {
+                rest = &rest[3..];
+            } else {
+                return false;
+            }
+            dots += 1;
+        }
+        dots == 1 || dots == 2
     })
 }
 

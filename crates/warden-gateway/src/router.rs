@@ -47,6 +47,11 @@ impl Router {
         }
     }
 
+    /// Whether any route names a host; when none does, the caller can skip working out the host.
+    pub fn uses_hosts(&self) -> bool {
+        self.hosts.iter().any(Option::is_some)
+    }
+
     /// `host` is lower-cased by the caller and has no port.
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<RouteId> {
         self.order.iter().copied().find(|id| {

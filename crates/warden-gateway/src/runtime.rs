@@ -10,10 +10,13 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, PathPrefix};
 use crate::pipeline::Pipeline;
 use crate::router::Router;
+use crate::services::Services;
 use crate::upstream::Upstream;
 
 pub struct Runtime {
     pub config: Config,
+    /// State shared with every other generation (keys, counters, caches).
+    pub services: Arc<Services>,
     /// SHA-256 of the config text, hex: what reload logs and the audit trail record.
     pub config_hash: String,
     pub router: Router,
@@ -22,7 +25,7 @@ pub struct Runtime {
 }
 
 pub struct RouteRuntime {
-    pub name: String,
+    pub name: Arc<str>,
     pub prefix: PathPrefix,
     pub strip_prefix: bool,
     pub max_body_bytes: u64,
@@ -30,22 +33,24 @@ pub struct RouteRuntime {
 }
 
 impl Runtime {
-    pub fn new(config: Config, text: &str) -> Runtime {
-        Self::with_pipeline(config, text, Pipeline::build)
+    pub fn new(config: Config, text: &str, services: Arc<Services>) -> Runtime {
+        let pipeline = Pipeline::build(&config, &services);
+        Self::with_pipeline(config, text, services, pipeline)
     }
 
     /// Like `new`, with a custom pipeline (tests, embedders).
     pub fn with_pipeline(
         config: Config,
         text: &str,
-        pipeline: impl FnOnce(&Config) -> Pipeline,
+        services: Arc<Services>,
+        pipeline: Pipeline,
     ) -> Runtime {
         let routes = config
             .routes
             .iter()
             .enumerate()
             .map(|(i, r)| RouteRuntime {
-                name: config.route_name(i),
+                name: config.route_name(i).into(),
                 prefix: r.path_prefix.clone(),
                 strip_prefix: r.strip_prefix,
                 max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes).0,
@@ -61,9 +66,10 @@ impl Runtime {
         Runtime {
             config_hash: hex(&Sha256::digest(text.as_bytes())),
             router: Router::new(&config),
-            pipeline: pipeline(&config),
+            pipeline,
             routes,
             config,
+            services,
         }
     }
 

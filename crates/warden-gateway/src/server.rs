@@ -68,7 +68,6 @@ impl Drop for ConnGuard {
     fn drop(&mut self) {
         if self.counted {
             self.shared.open_connections.fetch_sub(1, Ordering::AcqRel);
-            self.shared.metrics.open_connections.dec();
         }
         if self.tracker.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.tracker.notify.notify_waiters();
@@ -99,14 +98,12 @@ pub async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let limits = shared.runtime.load().config.limits.clone();
+        let limits = shared.peek().config.limits.clone();
         let open = shared.open_connections.fetch_add(1, Ordering::AcqRel);
         let over = open >= limits.max_connections;
         if over {
             shared.open_connections.fetch_sub(1, Ordering::AcqRel);
             shared.metrics.rejected_connections.inc();
-        } else {
-            shared.metrics.open_connections.inc();
         }
         tracker.live.fetch_add(1, Ordering::AcqRel);
         let guard = ConnGuard {
@@ -114,9 +111,8 @@ pub async fn accept_loop(
             tracker: tracker.clone(),
             counted: !over,
         };
-        let conn = ConnInfo::new(peer, task.tls.is_some());
+        let conn = ConnInfo::new(shared.clone(), peer, task.tls.is_some());
         let tls = task.tls.clone();
-        let shared = shared.clone();
         let shutdown = shutdown.clone();
         if over {
             let Ok(permit) = overflow.clone().try_acquire_owned() else {
@@ -138,7 +134,7 @@ pub async fn accept_loop(
         workers.dispatch(async move {
             let _guard = guard;
             match TcpStream::from_std(std_stream) {
-                Ok(stream) => serve(stream, tls, conn, shared, limits, shutdown).await,
+                Ok(stream) => serve(stream, tls, conn, limits, shutdown).await,
                 Err(e) => tracing::warn!(error = %e, "cannot move a connection to its worker"),
             }
         });
@@ -147,9 +143,9 @@ pub async fn accept_loop(
 
 fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
+    // No hyper header_read_timeout: the connection watchdog enforces it for every request head,
+    // which spares a timer per request on the hot path (bench/README.md).
     b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
         // hyper refuses buffers under 8 KiB; the head limit is at least that on HTTP/1.1.
         .max_buf_size((limits.max_header_bytes.0 as usize).max(8192))
         .keep_alive(true);
@@ -166,7 +162,6 @@ async fn serve(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
     conn: ConnInfo,
-    shared: Arc<Shared>,
     limits: Limits,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -180,7 +175,10 @@ async fn serve(
             // The handshake is part of "sending the request head" for slowloris purposes.
             match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io)).await {
                 Ok(Ok(tls_stream)) => {
-                    serve_http(tls_stream, conn, shared, &limits, activity, shutdown).await
+                    if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        activity.h2.store(true, Ordering::Relaxed);
+                    }
+                    serve_http(tls_stream, conn, &limits, activity, shutdown).await
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed")
@@ -188,14 +186,16 @@ async fn serve(
                 Err(_) => tracing::debug!(peer = %conn.peer, "TLS handshake timed out"),
             }
         }
-        None => serve_http(io, conn, shared, &limits, activity, shutdown).await,
+        None => {
+            activity.sniff_h2.store(true, Ordering::Relaxed);
+            serve_http(io, conn, &limits, activity, shutdown).await
+        }
     }
 }
 
 async fn serve_http<IO>(
     io: IO,
     conn: ConnInfo,
-    shared: Arc<Shared>,
     limits: &Limits,
     activity: Arc<Activity>,
     mut shutdown: watch::Receiver<bool>,
@@ -207,12 +207,11 @@ async fn serve_http<IO>(
     let peer = conn.peer;
     let conn = Arc::new(conn);
     let service = service_fn(move |req| {
-        let shared = shared.clone();
         let act = act.clone();
         let conn = conn.clone();
         async move {
             let _busy = act.begin_request();
-            proxy::handle(shared, conn, req).await
+            proxy::handle(conn, req, act.responding()).await
         }
     });
     let mut connection = pin!(builder.serve_connection(TokioIo::new(io), service));
@@ -286,20 +285,33 @@ async fn serve_overloaded(
     }
 }
 
-/// Whether bytes moved on a connection and how many requests it has running. I/O only sets a flag
+/// Whether bytes moved on a connection and how many requests it has running. I/O only sets flags
 /// (no clock read on the hot path); the watchdog turns flags into times on its own tick.
 struct Activity {
     moved: AtomicBool,
+    /// Bytes arrived while no request was running: the head of the next request has begun.
+    read_while_idle: AtomicBool,
     requests_started: AtomicU64,
+    /// Requests whose response head is not out yet (waiting on checks or the upstream).
     busy: AtomicUsize,
+    /// Requests whose response is not finished yet; reads meanwhile are not a next head.
+    responding: AtomicUsize,
+    /// HTTP/2: reads between requests are frames (PING, SETTINGS), not a request head.
+    h2: AtomicBool,
+    /// Plain listener: look at the first bytes read for the HTTP/2 preface.
+    sniff_h2: AtomicBool,
 }
 
 impl Activity {
     fn new() -> Activity {
         Activity {
             moved: AtomicBool::new(false),
+            read_while_idle: AtomicBool::new(false),
             requests_started: AtomicU64::new(0),
             busy: AtomicUsize::new(0),
+            responding: AtomicUsize::new(0),
+            h2: AtomicBool::new(false),
+            sniff_h2: AtomicBool::new(false),
         }
     }
 
@@ -307,18 +319,43 @@ impl Activity {
         self.moved.store(true, Ordering::Relaxed);
     }
 
+    fn read(&self, bytes: &[u8]) {
+        self.touch();
+        if self.responding.load(Ordering::Relaxed) == 0 {
+            self.read_while_idle.store(true, Ordering::Relaxed);
+        }
+        if self.sniff_h2.swap(false, Ordering::Relaxed) {
+            // A first read too short to tell counts as HTTP/2: that only forgoes the keep-alive
+            // head timer; the idle timeout still applies.
+            const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+            let n = bytes.len().min(PREFACE.len());
+            if bytes[..n] == PREFACE[..n] {
+                self.h2.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
     fn begin_request(self: &Arc<Self>) -> Busy {
         self.requests_started.fetch_add(1, Ordering::Relaxed);
         self.busy.fetch_add(1, Ordering::AcqRel);
+        self.read_while_idle.store(false, Ordering::Relaxed);
         Busy(self.clone())
+    }
+
+    /// Held until the response is finished (see `proxy::handle`).
+    fn responding(self: &Arc<Self>) -> Responding {
+        self.responding.fetch_add(1, Ordering::AcqRel);
+        Responding(self.clone())
     }
 }
 
-/// The watchdog's view of one connection: when it started and when bytes last moved, to the
-/// precision of its tick.
+/// The watchdog's view of one connection: when it started, when bytes last moved, and since when a
+/// next request head has been arriving, to the precision of its tick.
 struct Watchdog {
     start: Instant,
     last: Instant,
+    /// (requests started at the time, first tick that saw head bytes without a request).
+    head_pending: Option<(u64, Instant)>,
 }
 
 impl Watchdog {
@@ -327,6 +364,7 @@ impl Watchdog {
         Watchdog {
             start: now,
             last: now,
+            head_pending: None,
         }
     }
 
@@ -337,18 +375,47 @@ impl Watchdog {
         header_timeout: Duration,
         idle_timeout: Duration,
     ) -> Option<&'static str> {
+        const SLOW_HEAD: &str = "no complete request head within header_read_timeout";
         let now = Instant::now();
         if a.moved.swap(false, Ordering::Relaxed) {
             self.last = now;
         }
         if a.busy.load(Ordering::Acquire) > 0 {
+            self.head_pending = None;
             return None;
         }
-        if a.requests_started.load(Ordering::Relaxed) == 0 {
-            return (now - self.start > header_timeout)
-                .then_some("no complete request head within header_read_timeout");
+        let started = a.requests_started.load(Ordering::Relaxed);
+        if started == 0 {
+            return (now - self.start > header_timeout).then_some(SLOW_HEAD);
+        }
+        // A keep-alive HTTP/1 connection whose next head trickles in (slowloris after one good
+        // request): timed from the first tick that saw its bytes.
+        if !a.h2.load(Ordering::Relaxed)
+            && a.responding.load(Ordering::Acquire) == 0
+            && a.read_while_idle.load(Ordering::Relaxed)
+        {
+            let since = match self.head_pending {
+                Some((n, since)) if n == started => since,
+                _ => {
+                    self.head_pending = Some((started, now));
+                    now
+                }
+            };
+            if now - since > header_timeout {
+                return Some(SLOW_HEAD);
+            }
+        } else {
+            self.head_pending = None;
         }
         (now - self.last > idle_timeout).then_some("idle_timeout")
+    }
+}
+
+struct Responding(Arc<Activity>);
+
+impl Drop for Responding {
+    fn drop(&mut self) {
+        self.0.responding.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -376,7 +443,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for ActivityIo<T> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
+            self.activity.read(&buf.filled()[before..]);
         }
         res
     }

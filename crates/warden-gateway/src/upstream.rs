@@ -28,7 +28,7 @@ use crate::config::{Target, UpstreamConfig};
 /// One route's way to its upstream: a pool per worker thread and per target. Per route (not per
 /// upstream) because connect timeouts can differ per route.
 pub struct Upstream {
-    pub name: String,
+    pub name: Arc<str>,
     pub targets: Vec<Target>,
     pub read_timeout: Duration,
     connect_timeout: Duration,
@@ -63,7 +63,7 @@ impl Upstream {
             })
             .collect();
         Upstream {
-            name: name.to_string(),
+            name: name.into(),
             targets: cfg.targets.clone(),
             read_timeout: read_timeout.unwrap_or(cfg.read_timeout),
             connect_timeout: connect_timeout.unwrap_or(cfg.connect_timeout),
@@ -72,9 +72,13 @@ impl Upstream {
         }
     }
 
-    /// Round robin. Relaxed is enough: fairness, not exactness, is the goal.
+    /// Round robin. Relaxed is enough: fairness, not exactness, is the goal. A single target skips
+    /// the shared counter, which every worker would otherwise write on every request.
     pub fn pick(&self) -> usize {
-        self.next.fetch_add(1, Ordering::Relaxed) % self.targets.len()
+        match self.targets.len() {
+            1 => 0,
+            n => self.next.fetch_add(1, Ordering::Relaxed) % n,
+        }
     }
 
     /// Sends `req` (origin-form URI, Host set) to target `t` on a pooled or new connection.
@@ -85,14 +89,20 @@ impl Upstream {
     ) -> Result<Response<GatewayBody>, UpstreamError> {
         let pool = &self.pools[crate::workers::current() % self.pools.len()];
         let mut req = req;
-        while let Some(mut sender) = pool.take(t) {
+        while let Some((mut sender, idle_for)) = pool.take(t) {
             if sender.ready().await.is_err() {
                 continue;
             }
             // A kept-alive connection can be closed by the server at the moment we reuse it. If the
             // request had not left yet, hyper hands it back; if it had, only a request that is safe
             // to repeat (idempotent, no body) is sent again on a fresh connection, as nginx does.
-            let replay = replayable(&req);
+            // A connection that finished a response moments ago is not at risk of the server's idle
+            // close, and under load that is nearly every reuse: skip copying the request then.
+            let replay = if idle_for < FRESH {
+                None
+            } else {
+                replayable(&req)
+            };
             match sender.try_send_request(req).await {
                 Ok(resp) => return Ok(pool.track(t, sender, resp)),
                 Err(mut e) => match (e.take_message(), replay) {
@@ -151,6 +161,11 @@ impl Upstream {
     }
 }
 
+/// Idle for less than this, a pooled connection is reused without keeping a copy of the request to
+/// replay: servers close idle keep-alive connections after seconds, not milliseconds, and announce
+/// other closes with `Connection: close`, which keeps the connection out of the pool.
+const FRESH: Duration = Duration::from_millis(2);
+
 /// A copy of `req` to send again if a reused connection dies under it: only for methods that are
 /// idempotent (RFC 9110 §9.2.2) and requests without a body, since the first attempt may have
 /// reached the upstream.
@@ -196,13 +211,14 @@ impl Pool {
         }
     }
 
-    /// The most recently used live connection to target `t`, if any. LIFO keeps a small hot set
-    /// and lets the rest age out.
-    fn take(&self, t: usize) -> Option<http1::SendRequest<GatewayBody>> {
+    /// The most recently used live connection to target `t`, if any, and how long it sat idle.
+    /// LIFO keeps a small hot set and lets the rest age out.
+    fn take(&self, t: usize) -> Option<(http1::SendRequest<GatewayBody>, Duration)> {
         let mut idle = self.idle.lock().expect("pool lock");
         while let Some(entry) = idle[t].pop_back() {
-            if !entry.sender.is_closed() && entry.since.elapsed() < self.idle_timeout {
-                return Some(entry.sender);
+            let idle_for = entry.since.elapsed();
+            if !entry.sender.is_closed() && idle_for < self.idle_timeout {
+                return Some((entry.sender, idle_for));
             }
         }
         None

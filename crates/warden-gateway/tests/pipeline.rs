@@ -27,7 +27,12 @@ impl Check for NoEvil {
         head.method == http::Method::POST
     }
 
-    fn request_body(&self, _ctx: &mut RequestCtx, _head: &request::Parts, body: &Bytes) -> Verdict {
+    fn request_body(
+        &self,
+        _ctx: &mut RequestCtx,
+        _head: &mut request::Parts,
+        body: &Bytes,
+    ) -> Verdict {
         if body.windows(4).any(|w| w == b"evil") {
             Verdict::reject(ProblemKind::BadRequest, "evil-body")
         } else {
@@ -38,7 +43,12 @@ impl Check for NoEvil {
 
 async fn start_with_check(text: &str) -> Gateway {
     let cfg = Config::parse(text, &PathBuf::from("test.yaml")).unwrap();
-    let rt = Runtime::with_pipeline(cfg, text, |_| Pipeline::from_checks(vec![Arc::new(NoEvil)]));
+    let rt = Runtime::with_pipeline(
+        cfg,
+        text,
+        warden_gateway::services::Services::without_store(),
+        Pipeline::from_checks(vec![Arc::new(NoEvil)]),
+    );
     Gateway::start(rt).await.unwrap()
 }
 

@@ -393,6 +393,84 @@ async fn slowloris_clients_are_cut_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_after_a_good_request_is_cut_off() {
+    // The header timeout holds for every request on a keep-alive connection, not just the first.
+    let up = upstream().await;
+    let gw = start(&config_text(
+        up.addr,
+        &format!("limits:\n  header_read_timeout: 500ms\n  idle_timeout: 30s\n{BASIC}"),
+    ))
+    .await;
+    let mut s = TcpStream::connect(gw.listen_addrs()[0]).await.unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    // A second request whose head never completes: one byte every 100 ms.
+    s.write_all(b"GET /x HTTP/1.1\r\nX-A: ").await.unwrap();
+    let started = Instant::now();
+    let closed_after = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if s.write_all(b"a").await.is_err() || started.elapsed() > Duration::from_secs(5) {
+            break started.elapsed();
+        }
+        match tokio::time::timeout(Duration::from_millis(1), s.read(&mut buf)).await {
+            Ok(Ok(_)) | Ok(Err(_)) => break started.elapsed(),
+            Err(_) => {}
+        }
+    };
+    assert!(
+        closed_after < Duration::from_secs(3),
+        "trickling keep-alive client held on for {closed_after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_download_on_keep_alive_is_not_mistaken_for_a_slow_head() {
+    // While a response streams for longer than the header timeout, the next pipelined request
+    // waits its turn; the connection is not cut.
+    let up = upstream().await;
+    let gw = start(&config_text(
+        up.addr,
+        &format!("limits:\n  header_read_timeout: 300ms\n{BASIC}"),
+    ))
+    .await;
+    let mut s = TcpStream::connect(gw.listen_addrs()[0]).await.unwrap();
+    s.write_all(b"GET /download/16777216 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    // The response cannot fit in the socket buffers: it is still streaming when the next request
+    // arrives and for well past the header timeout.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(b"GET /slow/1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Both responses: the 16 MiB body and then the short one, whose last bytes end the stream.
+    while !got.ends_with(b"slow done") && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert_eq!(
+        got.windows(12).filter(|w| w == b"HTTP/1.1 200").count(),
+        2,
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_are_closed() {
     let up = upstream().await;
     let gw = start(&config_text(

@@ -5,8 +5,13 @@
 //! calls into this crate from its phase pipeline.
 #![forbid(unsafe_code)]
 
+pub mod attack;
+pub mod auth;
 pub mod client_ip;
 pub mod ip_rules;
+pub mod json;
+pub mod leaks;
+pub mod pii;
 pub mod verdict;
 
 pub use ip_rules::IpRules;

@@ -24,9 +24,12 @@ impl Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub kind: ProblemKind,
-    /// Stable, lower-case, dash-separated code such as `ip-denied`; what dashboards group on.
+    /// Stable, lower-case, dash-separated code such as `ip-denied`, shown to the client.
     pub reason: &'static str,
     pub detail: Option<String>,
+    /// The finer cause, for the audit trail, logs and metrics only: where telling the client would
+    /// help an attacker (which part of a credential failed), `reason` stays generic.
+    pub cause: Option<&'static str>,
 }
 
 impl Rejection {
@@ -35,7 +38,18 @@ impl Rejection {
             kind,
             reason,
             detail: None,
+            cause: None,
         }
+    }
+
+    pub fn with_cause(mut self, cause: &'static str) -> Self {
+        self.cause = Some(cause);
+        self
+    }
+
+    /// What logs, metrics and the audit trail record: the cause when there is one.
+    pub fn recorded_reason(&self) -> &'static str {
+        self.cause.unwrap_or(self.reason)
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -49,6 +63,7 @@ impl Rejection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProblemKind {
     BadRequest,
+    Unauthorized,
     Forbidden,
     NoRoute,
     RequestTimeout,
@@ -58,11 +73,15 @@ pub enum ProblemKind {
     Overloaded,
     UpstreamTimeout,
     Internal,
+    /// The upstream answered with an error the gateway would not pass on as it was.
+    UpstreamError,
+    TooManyRequests,
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 10] = [
+    pub const ALL: [ProblemKind; 13] = [
         ProblemKind::BadRequest,
+        ProblemKind::Unauthorized,
         ProblemKind::Forbidden,
         ProblemKind::NoRoute,
         ProblemKind::RequestTimeout,
@@ -72,11 +91,15 @@ impl ProblemKind {
         ProblemKind::Overloaded,
         ProblemKind::UpstreamTimeout,
         ProblemKind::Internal,
+        ProblemKind::UpstreamError,
+        ProblemKind::TooManyRequests,
     ];
 
     pub fn status(self) -> u16 {
         match self {
             ProblemKind::BadRequest => 400,
+            ProblemKind::Unauthorized => 401,
+            ProblemKind::TooManyRequests => 429,
             ProblemKind::Forbidden => 403,
             ProblemKind::NoRoute => 404,
             ProblemKind::RequestTimeout => 408,
@@ -86,12 +109,15 @@ impl ProblemKind {
             ProblemKind::UpstreamUnavailable => 502,
             ProblemKind::Overloaded => 503,
             ProblemKind::UpstreamTimeout => 504,
+            ProblemKind::UpstreamError => 502,
         }
     }
 
     pub fn slug(self) -> &'static str {
         match self {
             ProblemKind::BadRequest => "bad-request",
+            ProblemKind::Unauthorized => "unauthorized",
+            ProblemKind::TooManyRequests => "too-many-requests",
             ProblemKind::Forbidden => "forbidden",
             ProblemKind::NoRoute => "no-route",
             ProblemKind::RequestTimeout => "request-timeout",
@@ -101,12 +127,15 @@ impl ProblemKind {
             ProblemKind::Overloaded => "overloaded",
             ProblemKind::UpstreamTimeout => "upstream-timeout",
             ProblemKind::Internal => "internal-error",
+            ProblemKind::UpstreamError => "upstream-error",
         }
     }
 
     pub fn title(self) -> &'static str {
         match self {
             ProblemKind::BadRequest => "The request is malformed",
+            ProblemKind::Unauthorized => "Authentication is required",
+            ProblemKind::TooManyRequests => "Too many requests",
             ProblemKind::Forbidden => "Access to this resource is forbidden",
             ProblemKind::NoRoute => "No route matches this request",
             ProblemKind::RequestTimeout => "The request was not received in time",
@@ -116,6 +145,7 @@ impl ProblemKind {
             ProblemKind::Overloaded => "The gateway is overloaded",
             ProblemKind::UpstreamTimeout => "The upstream service did not answer in time",
             ProblemKind::Internal => "The gateway failed to handle the request",
+            ProblemKind::UpstreamError => "The upstream service failed to handle the request",
         }
     }
 }

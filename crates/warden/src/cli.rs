@@ -40,6 +40,15 @@ pub enum Command {
     CheckConfig(CheckConfigArgs),
     /// Start the bundled example API behind the gateway and print requests to try.
     Demo(DemoArgs),
+    /// API keys in the embedded store: create, list, rotate (with overlap), revoke.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Sign a request for a partner route (HMAC-SHA256 with timestamp and nonce); prints the
+    /// `Authorization` header, or a curl command with `--curl`.
+    Sign(SignArgs),
+    /// Keys and values of the personal-data protection (encrypt/hash actions).
+    #[command(subcommand)]
+    Pii(PiiCommand),
     /// Run only the bundled example API (deliberately naive; never expose it).
     #[command(hide = true)]
     DemoApi(DemoApiArgs),
@@ -74,6 +83,107 @@ pub struct ServeArgs {
     /// Worker threads handling connections (overrides the config's `workers`); default: one per core.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make a key; it is printed once, on standard output, and never stored in clear.
+    Create(KeysCreateArgs),
+    /// Consumers, key ids, prefixes, scopes and expiry (never a secret).
+    List(KeysListArgs),
+    /// Replace a key: the new one is printed once; the old one stays valid for `--overlap`.
+    Rotate(KeysRotateArgs),
+    /// Revoke a key; running gateways refuse it within a second.
+    Revoke(KeysRevokeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeysCreateArgs {
+    #[arg(long)]
+    pub consumer: String,
+    /// A scope the key grants (repeat for several).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// A role the key's consumer has (repeat for several).
+    #[arg(long = "role")]
+    pub roles: Vec<String>,
+    /// Lifetime, e.g. `90d`, `12h`; no expiry when left out.
+    #[arg(long, value_parser = parse_duration)]
+    pub expires: Option<std::time::Duration>,
+}
+
+#[derive(Args, Debug)]
+pub struct KeysListArgs {
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KeysRotateArgs {
+    pub key_id: String,
+    /// How long the old key keeps working, e.g. `24h` (default) or `0s`.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub overlap: std::time::Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct KeysRevokeArgs {
+    pub key_id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    /// The request URL, e.g. https://api.example.com/v1/payments?x=1
+    pub url: String,
+    #[arg(long, short = 'X', default_value = "GET")]
+    pub method: String,
+    #[arg(long)]
+    pub key_id: String,
+    /// Environment variable holding the shared secret.
+    #[arg(
+        long,
+        conflicts_with = "secret_file",
+        required_unless_present = "secret_file"
+    )]
+    pub secret_env: Option<String>,
+    /// File holding the shared secret (trailing whitespace ignored).
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// A header sent with the request, `Name: value` (repeat for several).
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// The body sent, as text; `@FILE` reads a file.
+    #[arg(long, short = 'd')]
+    pub data: Option<String>,
+    /// Headers to sign besides `host`, comma-separated.
+    #[arg(long, default_value = "host,content-type")]
+    pub signed_headers: String,
+    /// Print a complete curl command instead of the header alone.
+    #[arg(long)]
+    pub curl: bool,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (use e.g. 90d, 12h, 30m)"))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PiiCommand {
+    /// Print a new random 256-bit key as 64 hex digits (for `keys.hash` or `keys.encryption`).
+    Keygen,
+    /// Decrypt values made by the `encrypt` action, with the keys a config names.
+    Decrypt(PiiDecryptArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PiiDecryptArgs {
+    /// The config whose `data_protection.keys.encryption` holds the keys.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Values as they appear in responses: `enc:v1:<key id>:...`.
+    #[arg(required = true)]
+    pub values: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -4,8 +4,11 @@
 mod cli;
 mod data_dir;
 mod demo;
+mod keys;
 mod logging;
+mod pii;
 mod serve;
+mod sign;
 
 use std::process::ExitCode;
 
@@ -17,6 +20,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 
 use cli::{Cli, Command};
+
+/// Prints a line to standard output; a closed pipe (`warden keys list | head -1`) is not an error.
+pub fn out(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
 
 /// Exit codes: 0 success, 1 runtime failure, 2 bad input (config, arguments).
 fn main() -> ExitCode {
@@ -39,6 +48,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args, cli.data_dir).await,
             Command::CheckConfig(args) => serve::check_config(args),
             Command::Demo(args) => demo::run(args, cli.data_dir).await,
+            Command::Pii(cmd) => pii::run(cmd),
+            Command::Keys(cmd) => keys::run(cmd, cli.data_dir),
+            Command::Sign(args) => sign::run(args),
             Command::DemoApi(args) => demo::api::run_standalone(args).await,
         }
     });

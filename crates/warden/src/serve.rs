@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::signal::unix::{signal, Signal, SignalKind};
+use warden_gateway::services::Services;
 use warden_gateway::{Config, Gateway, Runtime};
 
 use crate::cli::{CheckConfigArgs, Failure, ServeArgs};
@@ -40,7 +41,16 @@ pub async fn run(args: ServeArgs, data_dir_flag: Option<PathBuf>) -> Result<(), 
     let data_dir = data_dir::resolve(data_dir_flag, config.data_dir.as_deref(), source.as_deref());
     data_dir::prepare(&data_dir)?;
     tracing::info!(data_dir = %data_dir.display(), "data folder");
-    serve_until_signal(Runtime::new(config, &text), source).await
+    let services = open_services(&data_dir)?;
+    if !services.keys().is_empty() {
+        tracing::info!(
+            keys = services.keys().len(),
+            "API keys in the store: routes without `auth: none` require a credential"
+        );
+    } else if config.auth.jwt.is_empty() && config.auth.signatures.is_none() {
+        tracing::warn!("no credentials are configured (no API keys in the store, no JWT issuer, no signing partner): requests are not authenticated. Create a key with `warden keys create --consumer NAME`");
+    }
+    serve_until_signal(Runtime::new(config, &text, services), source).await
 }
 
 /// Runs the gateway until SIGTERM or SIGINT, reloading on SIGHUP and on file change.
@@ -48,6 +58,11 @@ pub async fn serve_until_signal(runtime: Runtime, source: Option<PathBuf>) -> Re
     let signals = Signals::install()?;
     let gateway = start(runtime).await?;
     run_until_signal(gateway, source, signals).await
+}
+
+/// The store in the data folder and the state every config generation shares.
+pub fn open_services(data_dir: &Path) -> Result<Arc<Services>, Failure> {
+    Services::with_store(data_dir).map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))
 }
 
 pub async fn start(runtime: Runtime) -> Result<Arc<Gateway>, Failure> {

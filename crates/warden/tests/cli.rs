@@ -339,15 +339,465 @@ fn demo_starts_and_protects_the_example_api() {
         .unwrap()
         .parse()
         .unwrap();
-    let (status, body) = http(gw, "GET", "/users/1");
-    assert_eq!(status, 200);
+    let alice = demo
+        .wait_for("  alice  wdn_")
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let token_line = {
+        demo.wait_for("A token from the demo's JWT issuer");
+        let mut line = String::new();
+        while !line.trim().starts_with("eyJ") {
+            line = demo.wait_for("");
+        }
+        line.trim().to_string()
+    };
+    let key = vec![format!("X-API-Key: {alice}")];
+    assert_eq!(
+        http(gw, "GET", "/users/1").0,
+        401,
+        "a credential is required"
+    );
+    let (status, body) = http_raw(gw, "GET", "/users/1", &key, "");
+    assert_eq!(status, 200, "{body}");
     assert!(body.contains("alice"));
-    let (status, body) = http(gw, "DELETE", "/admin/users/2");
+    // The API leaks alice's identity and card numbers and her password hash; they leave masked.
+    for leaked in ["11010519491231002X", "4111111111111111", "$2b$12$"] {
+        assert!(!body.contains(leaked), "{leaked} in {body}");
+    }
+    assert!(body.contains("************1111"), "{body}");
+    let bearer = vec![format!("Authorization: Bearer {token_line}")];
+    let (status, body) = http_raw(gw, "GET", "/echo", &bearer, "");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("x-warden-consumer") && body.contains("alice"),
+        "{body}"
+    );
+    // And its stack trace on a quote in /search leaves as a generic problem.
+    let (status, body) = http_raw(gw, "GET", "/search?q=%27", &key, "");
+    assert_eq!(status, 500);
+    assert!(
+        body.contains("upstream-error") && !body.contains("Traceback"),
+        "{body}"
+    );
+    // The API's own login: unknown user and wrong password look alike; a real login's token
+    // works afterwards, a never-issued one does not.
+    let login = |user: &str, pass: &str| {
+        http_raw(
+            gw,
+            "POST",
+            "/login",
+            &["Content-Type: application/json".to_string()],
+            &format!("{{\"username\":\"{user}\",\"password\":\"{pass}\"}}"),
+        )
+    };
+    let (s1, b1) = login("nobody", "x");
+    let (s2, b2) = login("alice", "x");
+    assert_eq!((s1, s2), (401, 401));
+    let reason = |b: &str| serde_json::from_str::<serde_json::Value>(b).unwrap()["reason"].clone();
+    assert_eq!(reason(&b1), reason(&b2));
+    assert_eq!(login("bob", "bob123").0, 200);
+    assert_eq!(
+        http_raw(
+            gw,
+            "GET",
+            "/users/2",
+            &["Authorization: Bearer demo-bob".to_string()],
+            ""
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        http_raw(
+            gw,
+            "GET",
+            "/users/3",
+            &["Authorization: Bearer demo-admin".to_string()],
+            ""
+        )
+        .0,
+        401
+    );
+    let (status, body) = http_raw(gw, "DELETE", "/admin/users/2", &key, "");
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("ip-not-allowed"));
     assert_eq!(
-        http(gw, "GET", "/users/2").0,
+        http_raw(gw, "GET", "/users/2", &key, "").0,
         200,
         "the admin operation never reached the API"
     );
+}
+
+/// Plain HTTP/1.1 GET; returns (status, lower-cased head, body).
+fn http_with_head(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// A tiny upstream on a thread: each path gets its canned (status, content type, body).
+fn canned_upstream(answers: Vec<(&'static str, u16, &'static str, String)>) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let answers = answers.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    return;
+                }
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let target = first.split_whitespace().nth(1).unwrap_or("/");
+                let path = target.split('?').next().unwrap_or("/");
+                let (status, ct, body) = answers
+                    .iter()
+                    .find(|a| a.0 == path)
+                    .map(|a| (a.1, a.2, a.3.clone()))
+                    .unwrap_or((404, "text/plain", String::new()));
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn quick_mode_masks_personal_data_and_scrubs_leaky_errors() {
+    // What an outside check does: quick mode, no config, a JSON API that leaks.
+    let dir = temp_dir("quickpii");
+    let id = "11010519491231002X";
+    let card = "4111111111111111";
+    let api = canned_upstream(vec![
+        (
+            "/valid",
+            200,
+            "application/json",
+            format!(r#"{{"id_card":"{id}","card":"{card}"}}"#),
+        ),
+        (
+            "/near",
+            200,
+            "application/json",
+            r#"{"id_card":"110105194912310021","card":"4111111111111112"}"#.to_string(),
+        ),
+        (
+            "/boom",
+            500,
+            "text/html",
+            "<pre>Traceback (most recent call last):\n  File \"/srv/app.py\", line 3</pre>"
+                .to_string(),
+        ),
+    ]);
+    let mut gw = Proc::spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("http://{api}"),
+        ],
+        &dir,
+    );
+    let addr = gw.addr_of("listening");
+    let (s, head, body) = http_with_head(addr, "/valid");
+    assert_eq!(s, 200, "{body}");
+    assert!(!body.contains(id) && !body.contains(card), "{body}");
+    assert!(
+        body.contains("************1111") && body.contains("002X"),
+        "{body}"
+    );
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    let (_, _, body) = http_with_head(addr, "/near");
+    assert!(
+        body.contains("110105194912310021") && body.contains("4111111111111112"),
+        "{body}"
+    );
+    let (s, head, body) = http_with_head(addr, "/boom");
+    assert_eq!(s, 500);
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    assert!(
+        !body.contains("Traceback") && body.contains("upstream-error"),
+        "{body}"
+    );
+    // The access log names what was found and where, never the value.
+    let line = gw.wait_for("card@body.card:mask");
+    assert!(!line.contains(card), "{line}");
+    gw.signal("TERM");
+    gw.wait_exit();
+}
+
+#[test]
+fn pii_keygen_and_decrypt_round_trip() {
+    let dir = temp_dir("piikeys");
+    let out = Command::new(BIN).args(["pii", "keygen"]).output().unwrap();
+    let key = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(key.trim().len(), 64);
+    std::fs::write(dir.join("k1.key"), &key).unwrap();
+    let api = canned_upstream(vec![(
+        "/card",
+        200,
+        "application/json",
+        r#"{"card":"4111111111111111"}"#.to_string(),
+    )]);
+    let cfg = config(api, "").replace(
+        "upstreams:",
+        "data_protection:\n  keys:\n    encryption: {active: k1, keys: {k1: {file: k1.key}}}\n  rules:\n    - {classes: [card], action: encrypt}\nupstreams:",
+    );
+    let file = dir.join("warden.yaml");
+    std::fs::write(&file, &cfg).unwrap();
+    let mut gw = Proc::spawn(&["serve", "--config", file.to_str().unwrap()], &dir);
+    let addr = gw.addr_of("listening");
+    let (_, _, body) = http_with_head(addr, "/card");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = v["card"].as_str().unwrap().to_string();
+    assert!(token.starts_with("enc:v1:k1:"), "{token}");
+    let out = Command::new(BIN)
+        .args(["pii", "decrypt", "--config", file.to_str().unwrap(), &token])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "4111111111111111"
+    );
+    // A tampered value does not decrypt, and says so.
+    let mut bad = token.clone();
+    bad.pop();
+    bad.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let out = Command::new(BIN)
+        .args(["pii", "decrypt", "--config", file.to_str().unwrap(), &bad])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not decrypt"));
+    gw.signal("TERM");
+    gw.wait_exit();
+}
+
+/// Raw HTTP/1.1 request with extra header lines and an optional body; returns (status, body).
+fn http_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[String],
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (
+        status,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+fn warden(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn keys_cli_contract_and_quick_mode_enforcement() {
+    let dir = temp_dir("keyscli");
+    let (code, key, _) = warden(
+        &dir,
+        &[
+            "keys",
+            "create",
+            "--consumer",
+            "alice",
+            "--scope",
+            "orders:read",
+            "--scope",
+            "pii:read",
+            "--expires",
+            "30d",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    let key = key.trim().to_string();
+    assert!(
+        key.starts_with("wdn_") && !key.contains('\n'),
+        "one key on stdout: {key}"
+    );
+    let (_, list, _) = warden(&dir, &["keys", "list"]);
+    let secret = &key[17..];
+    assert!(!list.contains(secret), "list shows no secret: {list}");
+    let id = &key[4..16];
+    for want in [
+        "alice",
+        id,
+        &format!("wdn_{id}"),
+        "orders:read,pii:read",
+        "active",
+    ] {
+        assert!(list.contains(want), "{want} in {list}");
+    }
+    let (_, json, _) = warden(&dir, &["keys", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(v["key_id"], id);
+    assert!(v["expires_at"].as_str().is_some());
+
+    // Quick mode on the same data folder: keys exist, so a credential is required.
+    let api = canned_upstream(vec![(
+        "/x",
+        200,
+        "application/json",
+        "{\"ok\":true}".into(),
+    )]);
+    let mut gw = Proc::spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("http://{api}"),
+        ],
+        &dir,
+    );
+    let addr = gw.addr_of("listening");
+    assert_eq!(http_raw(addr, "GET", "/x", &[], "").0, 401);
+    let with_key = vec![format!("X-API-Key: {key}")];
+    assert_eq!(http_raw(addr, "GET", "/x", &with_key, "").0, 200);
+
+    // Rotation prints a new key; both work during the overlap.
+    let (code, new_key, err) = warden(&dir, &["keys", "rotate", id, "--overlap", "1h"]);
+    assert_eq!(code, Some(0), "{err}");
+    let new_key = new_key.trim().to_string();
+    assert_ne!(new_key, key);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while http_raw(addr, "GET", "/x", &[format!("X-API-Key: {new_key}")], "").0 != 200 {
+        assert!(Instant::now() < deadline, "the new key is not accepted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(http_raw(addr, "GET", "/x", &with_key, "").0, 200);
+    // Revocation reaches the running gateway within a second.
+    let (code, _, _) = warden(&dir, &["keys", "revoke", id]);
+    assert_eq!(code, Some(0));
+    let revoked = Instant::now();
+    while http_raw(addr, "GET", "/x", &with_key, "").0 == 200 {
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "revocation took over a second"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, _, err) = warden(&dir, &["keys", "revoke", "nosuchkey00"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no key with id"), "{err}");
+    gw.signal("TERM");
+    gw.wait_exit();
+}
+
+#[test]
+fn sign_produces_headers_the_gateway_accepts_once() {
+    let dir = temp_dir("signcli");
+    std::fs::write(
+        dir.join("partner.secret"),
+        "Zq8#uK2!pL9@wE4$rT7^yU1&iO5*aS3(\n",
+    )
+    .unwrap();
+    let api = canned_upstream(vec![(
+        "/pay",
+        200,
+        "application/json",
+        "{\"ok\":true}".into(),
+    )]);
+    let cfg = config(api, "").replace(
+        "upstreams:",
+        "auth:\n  signatures:\n    keys:\n      partner-a: {secret: {file: partner.secret}, consumer: partner-a}\nupstreams:",
+    );
+    let file = dir.join("warden.yaml");
+    std::fs::write(&file, cfg).unwrap();
+    let mut gw = Proc::spawn(&["serve", "--config", file.to_str().unwrap()], &dir);
+    let addr = gw.addr_of("listening");
+    let body = "{\"amount\":100}";
+    let out = Command::new(BIN)
+        .args([
+            "sign",
+            "-X",
+            "POST",
+            "--key-id",
+            "partner-a",
+            "--secret-file",
+        ])
+        .arg(dir.join("partner.secret"))
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+            &format!("http://{addr}/pay?b=2&a=1"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let auth = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(
+        auth.starts_with("Authorization: WARDEN-HMAC-SHA256 KeyId=partner-a,"),
+        "{auth}"
+    );
+    let headers = vec![auth.clone(), "Content-Type: application/json".to_string()];
+    let (s, b) = http_raw(addr, "POST", "/pay?b=2&a=1", &headers, body);
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = http_raw(addr, "POST", "/pay?b=2&a=1", &headers, body);
+    assert_eq!(s, 401, "a replay is refused: {b}");
+    gw.signal("TERM");
+    gw.wait_exit();
 }

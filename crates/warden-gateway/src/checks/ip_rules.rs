@@ -33,7 +33,7 @@ impl Check for IpRulesCheck {
         "ip_rules"
     }
 
-    fn request_head(&self, ctx: &mut RequestCtx, _head: &request::Parts) -> Verdict {
+    fn request_head(&self, ctx: &mut RequestCtx, _head: &mut request::Parts) -> Verdict {
         match ctx
             .route
             .and_then(|r| self.per_route.get(r.0))

@@ -131,8 +131,40 @@ routes:
 ";
 
 pub async fn start(text: &str) -> Gateway {
+    start_with(text, warden_gateway::services::Services::without_store()).await
+}
+
+/// Starts a gateway whose shared services (the key store...) the test made.
+pub async fn start_with(text: &str, services: Arc<warden_gateway::services::Services>) -> Gateway {
     let cfg = Config::parse(text, &PathBuf::from("test.yaml")).unwrap_or_else(|e| panic!("{e}"));
-    Gateway::start(Runtime::new(cfg, text)).await.unwrap()
+    Gateway::start(Runtime::new(cfg, text, services))
+        .await
+        .unwrap()
+}
+
+/// A fresh, empty folder for this test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "warden-test-{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A GET with extra headers.
+pub async fn get_with(
+    gw: &Gateway,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, http::HeaderMap, Bytes) {
+    let mut req = Request::get(url(gw, path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(&h1_client(), req.body(empty()).unwrap()).await
 }
 
 pub fn url(gw: &Gateway, path: &str) -> String {
@@ -224,6 +256,17 @@ pub async fn tls_get(
     alpn: &[&[u8]],
     path: &str,
 ) -> (Vec<u8>, StatusCode, Bytes) {
+    let (proto, status, body, _) = tls_get_with_headers(addr, cert_pem, alpn, path).await;
+    (proto, status, body)
+}
+
+/// [`tls_get`], with the response headers.
+pub async fn tls_get_with_headers(
+    addr: SocketAddr,
+    cert_pem: &str,
+    alpn: &[&[u8]],
+    path: &str,
+) -> (Vec<u8>, StatusCode, Bytes, http::HeaderMap) {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -264,8 +307,9 @@ pub async fn tls_get(
         sender.send_request(req).await.unwrap()
     };
     let status = resp.status();
+    let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (proto, status, body)
+    (proto, status, body, headers)
 }
 
 /// A request body of `left` bytes in `chunk`-sized frames, generated on demand and with no length
@@ -290,4 +334,77 @@ impl http_body::Body for Generated {
         let fill = (self.left % 251) as u8;
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![fill; n])))))
     }
+}
+
+/// One canned answer of [`canned_upstream`].
+#[derive(Clone)]
+pub struct Canned {
+    pub path: &'static str,
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl Canned {
+    pub fn json(path: &'static str, body: impl Into<String>) -> Canned {
+        Canned {
+            path,
+            status: 200,
+            headers: vec![("content-type", "application/json".into())],
+            body: body.into(),
+        }
+    }
+
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Canned {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn status(mut self, status: u16) -> Canned {
+        self.status = status;
+        self
+    }
+}
+
+/// An upstream that answers each path with its canned response (404 otherwise), and records the
+/// request headers it received in `seen`.
+pub async fn canned_upstream(
+    answers: Vec<Canned>,
+) -> (SocketAddr, Arc<std::sync::Mutex<Vec<http::HeaderMap>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answers = Arc::new(answers);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let answers = answers.clone();
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    seen.lock().unwrap().push(req.headers().clone());
+                    let found = answers.iter().find(|a| a.path == req.uri().path()).cloned();
+                    async move {
+                        let a = found.unwrap_or(Canned {
+                            path: "",
+                            status: 404,
+                            headers: vec![],
+                            body: String::new(),
+                        });
+                        let mut resp = Response::new(Full::new(Bytes::from(a.body)));
+                        *resp.status_mut() = StatusCode::from_u16(a.status).unwrap();
+                        for (k, v) in a.headers {
+                            resp.headers_mut().append(k, v.parse().unwrap());
+                        }
+                        Ok::<_, Infallible>(resp)
+                    }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
 }

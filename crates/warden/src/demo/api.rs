@@ -1,7 +1,8 @@
 //! The example API behind `warden demo`: users, orders, a login and an admin operation, written
 //! deliberately naively so that Warden's protections have something to stop. Its flaws, on purpose:
 //! any caller can read any user or order (object level), `PATCH /users/{id}` accepts any field
-//! including `role` (mass assignment), responses carry password hashes (excessive exposure), the
+//! including `role` (mass assignment), responses carry password hashes, identity and card numbers
+//! (excessive exposure), the
 //! admin operation checks nothing (function level), login errors tell unknown users from wrong
 //! passwords (enumeration), and `/search` leaks a stack trace on a quote (verbose errors).
 //! `/echo` returns the request as the API saw it, which tests use to check the proxy's headers.
@@ -83,16 +84,48 @@ pub async fn run_standalone(args: DemoApiArgs) -> Result<(), Failure> {
 
 impl State {
     fn seed() -> State {
-        let user = |id: u64, name: &str, role: &str, phone: &str| {
+        // Identity and card numbers are valid (check digits) test values, not real people's.
+        let user = |id: u64, name: &str, role: &str, phone: &str, id_card: &str, card: &str| {
             json!({
                 "id": id, "username": name, "email": format!("{name}@example.com"), "role": role,
                 "phone": phone, "password_hash": format!("$2b$12$demo.{name}.hash"),
+                "id_card": id_card, "payment_card": card,
             })
         };
         let users = BTreeMap::from([
-            (1, user(1, "alice", "user", "+14155550101")),
-            (2, user(2, "bob", "user", "+14155550102")),
-            (3, user(3, "admin", "admin", "+14155550103")),
+            (
+                1,
+                user(
+                    1,
+                    "alice",
+                    "user",
+                    "+14155550101",
+                    "11010519491231002X",
+                    "4111111111111111",
+                ),
+            ),
+            (
+                2,
+                user(
+                    2,
+                    "bob",
+                    "user",
+                    "+14155550102",
+                    "440524199001010018",
+                    "5500005555555559",
+                ),
+            ),
+            (
+                3,
+                user(
+                    3,
+                    "admin",
+                    "admin",
+                    "+14155550103",
+                    "310101198003150014",
+                    "378282246310005",
+                ),
+            ),
         ]);
         let order = |id: u64, owner: u64, item: &str, total: f64| json!({"id": id, "user_id": owner, "item": item, "total": total});
         let orders = BTreeMap::from([
@@ -108,7 +141,15 @@ impl State {
     }
 }
 
+/// Who calls: the consumer Warden authenticated, or the API's own naive bearer token.
 fn caller(req: &Request<Incoming>) -> Option<String> {
+    if let Some(c) = req
+        .headers()
+        .get("x-warden-consumer")
+        .and_then(|v| v.to_str().ok())
+    {
+        return Some(c.to_string());
+    }
     let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     auth.strip_prefix("Bearer demo-").map(str::to_owned)
 }

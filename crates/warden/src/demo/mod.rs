@@ -13,6 +13,9 @@ use crate::cli::{DemoArgs, Failure};
 
 const DEMO_CONFIG: &str = include_str!("../../../../examples/demo.yaml");
 
+/// The example users, each given a fresh API key at every start.
+const USERS: [&str; 3] = ["alice", "bob", "admin"];
+
 pub async fn run(args: DemoArgs, data_dir_flag: Option<PathBuf>) -> Result<(), Failure> {
     if !args.api_listen.ip().is_loopback() {
         return Err(Failure::BadInput(
@@ -20,6 +23,11 @@ pub async fn run(args: DemoArgs, data_dir_flag: Option<PathBuf>) -> Result<(), F
                 .into(),
         ));
     }
+    let data_dir = crate::data_dir::resolve(data_dir_flag, None, None).join("demo");
+    crate::data_dir::prepare(&data_dir)?;
+    let jwt_secret = demo_jwt_secret(&data_dir)?;
+    // The demo config reads its issuer's secret from the environment, as a real one would.
+    std::env::set_var("WARDEN_DEMO_JWT_SECRET", &jwt_secret);
     let mut config = Config::parse(DEMO_CONFIG, Path::new("examples/demo.yaml"))
         .map_err(|e| Failure::Runtime(e.into()))?;
     config.listeners[0].address = args.listen;
@@ -34,16 +42,89 @@ pub async fn run(args: DemoArgs, data_dir_flag: Option<PathBuf>) -> Result<(), F
     }
     tokio::spawn(api.serve());
 
-    let data_dir = crate::data_dir::resolve(data_dir_flag, None, None).join("demo");
-    crate::data_dir::prepare(&data_dir)?;
+    let keys = demo_keys(&data_dir)?;
+    let token = demo_token(&jwt_secret, "alice")?;
     let signals = crate::serve::Signals::install()?;
-    let gateway = crate::serve::start(Runtime::new(config, DEMO_CONFIG)).await?;
+    let services = crate::serve::open_services(&data_dir)?;
+    let gateway = crate::serve::start(Runtime::new(config, DEMO_CONFIG, services)).await?;
     let admin = gateway.admin_addr().unwrap_or(args.admin);
-    print_intro(gateway.listen_addrs()[0], admin, api_addr);
+    print_intro(gateway.listen_addrs()[0], admin, api_addr, &keys, &token);
     crate::serve::run_until_signal(gateway, None, signals).await
 }
 
-fn print_intro(gw: std::net::SocketAddr, admin: std::net::SocketAddr, api: std::net::SocketAddr) {
+/// The demo issuer's HMAC secret: made once, kept in the demo's data folder (mode 0600).
+fn demo_jwt_secret(dir: &Path) -> Result<String, Failure> {
+    let file = dir.join("demo-jwt.secret");
+    if let Ok(s) = std::fs::read_to_string(&file) {
+        if s.trim().len() >= 32 {
+            return Ok(s.trim().to_string());
+        }
+    }
+    let key = warden_policy::auth::api_key::generate()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
+    // 256 random bits in base64url: the secret half of a freshly made key.
+    let secret = warden_policy::auth::api_key::parse(&key.text)
+        .map(|(_, s)| s.to_string())
+        .unwrap_or_default();
+    std::fs::write(&file, &secret).with_context(|| format!("cannot write {}", file.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(secret)
+}
+
+/// A fresh API key per example user; the previous run's keys are revoked.
+fn demo_keys(dir: &Path) -> Result<Vec<(String, String)>, Failure> {
+    let mut store =
+        warden_store::Store::open(dir).map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
+    let old = store
+        .list_keys()
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?;
+    for k in old.iter().filter(|k| k.revoked_at.is_none()) {
+        let _ = store.revoke_key(&k.id, "demo");
+    }
+    USERS
+        .iter()
+        .map(|u| {
+            store
+                .create_key(u, &[], &[], None, "demo")
+                .map(|(_, text)| (u.to_string(), text))
+                .map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))
+        })
+        .collect()
+}
+
+/// A one-hour token from the demo issuer.
+fn demo_token(secret: &str, user: &str) -> Result<String, Failure> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = serde_json::json!({"iss": "https://demo.warden.local", "aud": "warden-demo",
+        "sub": user, "iat": now, "exp": now + 3600});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot sign the demo token: {e}")))
+}
+
+fn print_intro(
+    gw: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    api: std::net::SocketAddr,
+    keys: &[(String, String)],
+    token: &str,
+) {
+    let key = |u: &str| {
+        keys.iter()
+            .find(|(n, _)| n == u)
+            .map_or("", |(_, k)| k.as_str())
+            .to_string()
+    };
+    let (alice, bob) = (key("alice"), key("bob"));
     println!(
         "\
 Warden demo
@@ -51,17 +132,32 @@ Warden demo
   example API  http://{api}   (deliberately naive: never expose it)
   admin        http://{admin}/metrics
 
+API keys made for this run (shown once; `warden --data-dir <demo data> keys list` lists them):
+  alice  {alice}
+  bob    {bob}
+A token from the demo's JWT issuer, for alice, valid 1 hour:
+  {token}
+
 Try:
   curl -i http://{gw}/users/1
-      proxied; note the X-Request-Id the gateway adds
-  curl -s http://{gw}/echo
-      the upstream's view: X-Forwarded-For, Forwarded, hop-by-hop headers gone
-  curl -i -X DELETE http://{gw}/admin/users/2
+      401 problem+json: every route but /login and /health needs a credential
+  curl -i -H 'X-API-Key: {alice}' http://{gw}/users/1
+      proxied as alice; the API leaks an identity number, a card number and a password hash:
+      they leave masked (data_protection), with security headers and an X-Request-Id
+  curl -i -H 'Authorization: Bearer {token}' http://{gw}/echo
+      the same with the JWT; the API sees X-Warden-Consumer: alice, never the credential
+  curl -i -X POST -H 'Content-Type: application/json' -d '{{\"username\":\"nobody\",\"password\":\"x\"}}' http://{gw}/login
+  curl -i -X POST -H 'Content-Type: application/json' -d '{{\"username\":\"alice\",\"password\":\"x\"}}' http://{gw}/login
+      unknown user and wrong password get the same 401; 5 failures lock the username
+  curl -s -X POST -H 'Content-Type: application/json' -d '{{\"username\":\"alice\",\"password\":\"alice123\"}}' http://{gw}/login
+      the API's own token, recorded by Warden: `Authorization: Bearer demo-alice` now works,
+      while `Bearer demo-bob` (never issued through Warden) does not
+  curl -i -H 'X-API-Key: {bob}' 'http://{gw}/search?q=%27'
+      the API's stack trace becomes a generic problem+json (error_scrubbing)
+  curl -i -X DELETE -H 'X-API-Key: {bob}' http://{gw}/admin/users/2
       403 problem+json: /admin only admits 10.20.0.0/16 (the route's ip_rules)
-  curl -i http://{gw}/users/../admin/users
+  curl -i 'http://{gw}/users/../admin/users'
       400: dot-segments never reach the router
-  head -c 2000000 /dev/zero | curl -i --data-binary @- http://{gw}/orders
-      413 once the body passes the route's max_body_bytes (1MiB)
   curl -s http://{admin}/metrics | grep warden_requests
 
 Stop with Ctrl-C (the gateway drains in-flight requests first).

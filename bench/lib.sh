@@ -1,0 +1,82 @@
+# Shared pieces of the wrk benchmarks: sourced by bench/*.sh, not run on its own.
+# Provides: $work (a temp folder removed on exit), start_bg CMD... (killed on exit), free_port,
+# wait_http PORT [PATH], cpu_ticks PID..., measure PORT PATH PID... and nginx_static PORT FILE.
+
+set -euo pipefail
+work=$(mktemp -d)
+# nginx workers run as an unprivileged user when started by root: let them read what we serve.
+chmod 755 "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+need() {
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (Debian: apt-get install wrk nginx-light)" >&2; exit 1; }
+  done
+}
+
+start_bg() { "$@" & pids+=($!); }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_http() {
+  local port=$1 path=${2:-/}
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port$path" >/dev/null && return 0; sleep 0.1; done
+  echo "nothing answers on port $port" >&2; exit 1
+}
+
+# CPU time (user+system, in clock ticks) used so far by the given processes' threads.
+cpu_ticks() {
+  local total=0 p t
+  for p in "$@"; do
+    for t in /proc/"$p"/task/*/stat; do
+      total=$((total + $(sed 's/.*) //' "$t" | awk '{print $12 + $13}')))
+    done
+  done
+  echo "$total"
+}
+
+# measure PORT PATH [PID...]: one wrk run (wrk -t1, $CONNS connections, $DUR seconds).
+# Prints: req/s p50_ms p99_ms non2xx cpu_us_per_request MB_per_s (cpu of the given PIDs; 0 if none).
+measure() {
+  local port=$1 path=$2; shift 2
+  local before after out
+  before=$(cpu_ticks "$@")
+  out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port$path")
+  after=$(cpu_ticks "$@")
+  python3 - "$out" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
+import re, sys
+o, before, after, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", o).group(1))
+reqs = int(re.search(r"(\d+) requests in", o).group(1))
+tr = re.search(r"Transfer/sec:\s+([\d.]+)(B|KB|MB|GB)", o)
+mbs = float(tr.group(1)) * {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}[tr.group(2)]
+def ms(p):
+    v, u = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", o).groups()
+    return float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u]
+errs = re.search(r"Non-2xx or 3xx responses: (\d+)", o)
+cpu_us = (after - before) / hz * 1e6 / reqs
+print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f} {errs.group(1) if errs else 0} {cpu_us:.2f} {mbs:.1f}")
+PY
+}
+
+# nginx_static PORT FILE: an nginx (1 worker) answering every request with FILE as JSON.
+nginx_static() {
+  local port=$1 file=$2 conf="$work/static-$1.conf"
+  cat >"$conf" <<NGINX
+worker_processes 1;
+pid $work/static-$port.pid;
+error_log $work/static-$port-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$port;
+    location / { default_type application/json; root $(dirname "$file"); try_files /$(basename "$file") =404; }
+  }
+}
+NGINX
+  start_bg nginx -c "$conf" -p "$work" -g 'daemon off;'
+}

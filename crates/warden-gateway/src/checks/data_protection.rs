@@ -1,0 +1,255 @@
+//! Personal and secret data in responses. The decisions are `warden_policy::pii`; this adapter
+//! picks which responses to read (JSON within the size limit, text when configured, never binary
+//! or compressed), asks the upstream for uncompressed answers so they can be read, applies the
+//! policy to the body and to `X-*` headers, and records every finding.
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{request, response, Method};
+use warden_policy::pii::{self, Audience};
+use warden_policy::{ProblemKind, Verdict};
+
+use crate::config::{Config, NonJson, OnError, Oversized};
+use crate::context::{Finding, RequestCtx};
+use crate::pipeline::Check;
+
+pub struct DataProtectionCheck {
+    policy: pii::Policy,
+    limit: u64,
+    oversized: Oversized,
+    non_json: NonJson,
+    on_error: OnError,
+    scan_headers: bool,
+    /// Indexed by route id: protection on for that route.
+    enabled: Vec<bool>,
+}
+
+impl DataProtectionCheck {
+    pub fn new(config: &Config) -> Self {
+        let c = &config.data_protection;
+        DataProtectionCheck {
+            policy: c.policy(),
+            limit: c.max_body_bytes.0,
+            oversized: c.oversized,
+            non_json: c.non_json,
+            on_error: c.on_error,
+            scan_headers: c.scan_headers,
+            enabled: config.routes.iter().map(|r| r.data_protection).collect(),
+        }
+    }
+
+    fn on_route(&self, ctx: &RequestCtx) -> bool {
+        ctx.route
+            .is_some_and(|r| self.enabled.get(r.0).copied().unwrap_or(true))
+    }
+
+    fn record(ctx: &mut RequestCtx, findings: Vec<pii::Finding>) {
+        ctx.findings.extend(findings.into_iter().map(|f| Finding {
+            check: "data_protection",
+            kind: f.class_id().to_string(),
+            location: f.location,
+            action: f.action,
+        }));
+    }
+
+    fn failed(&self, ctx: &mut RequestCtx, why: &str) -> Verdict {
+        let action = match self.on_error {
+            OnError::Block => "block",
+            OnError::Pass => "pass",
+        };
+        ctx.findings.push(Finding {
+            check: "data_protection",
+            kind: why.to_string(),
+            location: "body".into(),
+            action,
+        });
+        match self.on_error {
+            OnError::Block => Verdict::reject(ProblemKind::UpstreamError, "data-protection-failed"),
+            OnError::Pass => Verdict::Continue,
+        }
+    }
+}
+
+enum Kind {
+    Json,
+    Text,
+    Other,
+}
+
+fn body_kind(head: &response::Parts) -> Kind {
+    let ct = head
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence == "application/json" || essence.ends_with("+json") {
+        Kind::Json
+    } else if essence.starts_with("text/") || essence.ends_with("/xml") || essence.ends_with("+xml")
+    {
+        Kind::Text
+    } else if essence.is_empty() {
+        // No type said: read it, it may well be JSON.
+        Kind::Text
+    } else {
+        Kind::Other
+    }
+}
+
+fn has_body(ctx: &RequestCtx, head: &response::Parts) -> bool {
+    ctx.method != Method::HEAD
+        && !head.status.is_informational()
+        && head.status != http::StatusCode::NO_CONTENT
+        && head.status != http::StatusCode::NOT_MODIFIED
+}
+
+fn encoded(head: &response::Parts) -> bool {
+    head.headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v != "identity")
+}
+
+impl Check for DataProtectionCheck {
+    fn name(&self) -> &'static str {
+        "data_protection"
+    }
+
+    fn request_head(&self, ctx: &mut RequestCtx, head: &mut request::Parts) -> Verdict {
+        if self.on_route(ctx) {
+            // A compressed answer could not be inspected.
+            head.headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+        }
+        Verdict::Continue
+    }
+
+    fn response_head(&self, ctx: &mut RequestCtx, head: &mut response::Parts) -> Verdict {
+        if !self.on_route(ctx) {
+            return Verdict::Continue;
+        }
+        if self.scan_headers {
+            let aud = Audience {
+                route: ctx.route_name.as_deref().unwrap_or("-"),
+                scopes: ctx.scopes(),
+            };
+            let mut found = Vec::new();
+            let mut rewrites = Vec::new();
+            for (name, value) in &head.headers {
+                if !name.as_str().starts_with("x-") || name == crate::headers::X_REQUEST_ID {
+                    continue;
+                }
+                let Ok(text) = value.to_str() else { continue };
+                match self
+                    .policy
+                    .protect_text(text, &format!("header.{name}"), aud)
+                {
+                    Ok(p) => {
+                        found.extend(p.findings);
+                        if let Some(new) = p.body {
+                            rewrites.push((name.clone(), new));
+                        }
+                    }
+                    Err(_) => rewrites.push((name.clone(), String::new())),
+                }
+            }
+            Self::record(ctx, found);
+            for (name, new) in rewrites {
+                match HeaderValue::from_str(&new) {
+                    Ok(v) if !new.is_empty() => {
+                        head.headers.insert(name, v);
+                    }
+                    _ => {
+                        head.headers.remove(name);
+                    }
+                }
+            }
+        }
+        if has_body(ctx, head) && encoded(head) && !matches!(body_kind(head), Kind::Other) {
+            // Asked for identity and got compressed anyway: unreadable, so treated as too large.
+            return self.response_oversized(ctx, head);
+        }
+        Verdict::Continue
+    }
+
+    fn response_body_limit(&self, ctx: &RequestCtx, head: &response::Parts) -> Option<u64> {
+        if !self.on_route(ctx) || !has_body(ctx, head) || encoded(head) {
+            return None;
+        }
+        match body_kind(head) {
+            Kind::Json => Some(self.limit),
+            Kind::Text if self.non_json != NonJson::Pass => Some(self.limit),
+            _ => None,
+        }
+    }
+
+    fn response_body(
+        &self,
+        ctx: &mut RequestCtx,
+        head: &mut response::Parts,
+        body: &mut Bytes,
+    ) -> Verdict {
+        if body.is_empty() {
+            return Verdict::Continue;
+        }
+        let kind = body_kind(head);
+        if matches!(kind, Kind::Text) && self.non_json == NonJson::Block {
+            ctx.findings.push(Finding {
+                check: self.name(),
+                kind: "non-json".into(),
+                location: "body".into(),
+                action: "block",
+            });
+            return Verdict::reject(ProblemKind::UpstreamError, "response-not-inspectable");
+        }
+        let Ok(text) = std::str::from_utf8(body) else {
+            return self.failed(ctx, "not-utf8");
+        };
+        let aud = Audience {
+            route: ctx.route_name.as_deref().unwrap_or("-"),
+            scopes: ctx.scopes(),
+        };
+        let result = match kind {
+            // A body that says JSON but is not still gets read, as text.
+            Kind::Json => match self.policy.protect_json(text, aud) {
+                Err(pii::protect::ProtectError::Json(_)) => {
+                    self.policy.protect_text(text, "body", aud)
+                }
+                other => other,
+            },
+            _ => self.policy.protect_text(text, "body", aud),
+        };
+        match result {
+            Ok(p) => {
+                Self::record(ctx, p.findings);
+                if let Some(new) = p.body {
+                    crate::problem::replace_body(head, body, Bytes::from(new));
+                }
+                Verdict::Continue
+            }
+            Err(pii::protect::ProtectError::MissingKey(_)) => self.failed(ctx, "missing-key"),
+            Err(_) => self.failed(ctx, "protection-error"),
+        }
+    }
+
+    fn response_oversized(&self, ctx: &mut RequestCtx, _head: &mut response::Parts) -> Verdict {
+        let action = match self.oversized {
+            Oversized::Pass => "pass",
+            Oversized::Block => "block",
+        };
+        ctx.findings.push(Finding {
+            check: self.name(),
+            kind: "uninspected".into(),
+            location: "body".into(),
+            action,
+        });
+        match self.oversized {
+            Oversized::Pass => Verdict::Continue,
+            Oversized::Block => {
+                Verdict::reject(ProblemKind::UpstreamError, "response-too-large-to-inspect")
+            }
+        }
+    }
+}

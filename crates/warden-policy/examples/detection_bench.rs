@@ -1,0 +1,534 @@
+//! Attack detection, measured: the detection rate on public attack corpora and the false-alarm
+//! rate on harmless traffic, per attack class and paranoia level, and the cost per request.
+//!
+//! Run: `cargo run --release -p warden-policy --example detection_bench -- [CORPUS_DIR] [--misses]`
+//! CORPUS_DIR defaults to `../shared/corpus` (libinjection's samples and the OWASP CRS
+//! regression tests); `bench/corpus/legit-values.txt` is Warden's own harmless corpus.
+//!
+//! What is counted:
+//! - libinjection `sqli-*`/`xss-*` lines: attacks, each sent as a query parameter value.
+//! - CRS regression tests of the application-attack rule files (930 LFI, 931 RFI, 932 RCE,
+//!   933 PHP, 934 generic, 941 XSS, 942 SQLi, 943 session fixation, 944 Java, 921 protocol
+//!   attacks): a test that expects its rule to fire is an attack, one that only lists rules that
+//!   must not fire is harmless. Each test's request (path, query, headers, cookies, body) goes
+//!   through the same inspection as in the gateway. Left out: 911 (methods), 913 (scanner
+//!   user agents), 920 (HTTP protocol enforcement, the HTTP layer's job), 922 (multipart, not
+//!   parsed), the scoring and response rule files, and tests given as raw encoded requests.
+//! - harmless: libinjection's `false_positives.txt` (as query values), Warden's own
+//!   `legit-values.txt` (as JSON string values), and generated ordinary JSON documents.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use warden_policy::attack::{Inspector, Settings};
+
+fn inspect_header(name: &str) -> bool {
+    warden_policy::attack::engine::inspect_header(name)
+}
+
+/// A request as the corpus describes it.
+struct Req {
+    uri: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+fn inspect(req: &Req, settings: &Settings) -> u32 {
+    let mut i = Inspector::new(settings, 1 << 20);
+    let (path, query) = req.uri.split_once('?').unwrap_or((&req.uri, ""));
+    i.path(path);
+    i.params(query, false);
+    let mut content_type = String::new();
+    for (k, v) in &req.headers {
+        let k = k.to_ascii_lowercase();
+        if k == "cookie" {
+            i.cookies(v);
+        } else if k == "content-type" {
+            content_type = v.to_ascii_lowercase();
+            i.header(&k, v);
+        } else if inspect_header(&k) {
+            i.header(&k, v);
+        }
+    }
+    if !req.body.is_empty() {
+        if content_type.contains("json") {
+            if !i.json(&req.body) {
+                i.text(&req.body);
+            }
+        } else if content_type.contains("xml")
+            || content_type.contains("multipart")
+            || content_type.starts_with("text/")
+        {
+            i.text(&req.body);
+        } else {
+            i.params(&req.body, true);
+        }
+    }
+    i.finish().score
+}
+
+fn lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[derive(Default)]
+struct Tally {
+    total: usize,
+    flagged: [usize; 4],
+    misses: Vec<String>,
+}
+
+fn crs_class(folder: &str) -> Option<&'static str> {
+    Some(match folder.split('-').nth(1)? {
+        "930" => "lfi",
+        "931" => "rfi",
+        "932" => "rce",
+        "933" => "php",
+        "934" => "generic",
+        "941" => "xss",
+        "942" => "sqli",
+        "943" => "session-fixation",
+        "944" => "java",
+        "921" => "protocol-attack",
+        _ => return None,
+    })
+}
+
+fn yaml_str(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::String(s) => s.clone(),
+        serde_yaml::Value::Number(n) => n.to_string(),
+        serde_yaml::Value::Bool(b) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// (class, is_attack, request) for every usable CRS test.
+fn crs_tests(dir: &Path) -> (Vec<(&'static str, bool, Req)>, usize) {
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    let Ok(folders) = std::fs::read_dir(dir) else {
+        return (out, 0);
+    };
+    let mut folders: Vec<PathBuf> = folders.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    folders.sort();
+    for folder in folders {
+        let name = folder
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let Some(class) = crs_class(&name) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        for f in files {
+            let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(
+                &std::fs::read_to_string(&f).unwrap_or_default(),
+            ) else {
+                continue;
+            };
+            for test in doc["tests"].as_sequence().into_iter().flatten() {
+                for stage in test["stages"].as_sequence().into_iter().flatten() {
+                    let stage = if stage["stage"].is_mapping() {
+                        &stage["stage"]
+                    } else {
+                        stage
+                    };
+                    let input = &stage["input"];
+                    let log = &stage["output"]["log"];
+                    if !input["encoded_request"].is_null() {
+                        skipped += 1;
+                        continue;
+                    }
+                    let expect = log["expect_ids"]
+                        .as_sequence()
+                        .is_some_and(|s| !s.is_empty());
+                    let no_expect = log["no_expect_ids"]
+                        .as_sequence()
+                        .is_some_and(|s| !s.is_empty());
+                    if !expect && !no_expect {
+                        skipped += 1;
+                        continue;
+                    }
+                    let headers = input["headers"]
+                        .as_mapping()
+                        .map(|m| m.iter().map(|(k, v)| (yaml_str(k), yaml_str(v))).collect())
+                        .unwrap_or_default();
+                    let req = Req {
+                        uri: yaml_str(&input["uri"]).trim().to_string(),
+                        headers,
+                        body: yaml_str(&input["data"]),
+                    };
+                    out.push((class, expect, req));
+                }
+            }
+        }
+    }
+    (out, skipped)
+}
+
+/// Ordinary API documents (orders, catalogue items, profiles, telemetry), generated.
+fn ordinary_docs(n: usize) -> Vec<String> {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let words = [
+        "shipped",
+        "pending review",
+        "Can you deliver before Friday?",
+        "Leave it at the door, please.",
+        "Great product, would buy again!",
+        "Size M fits well; colour as shown.",
+        "It's a gift -- no price tag please",
+        "Order #4711 and #4712 together",
+        "Call me at +1 (415) 555-0101 on arrival",
+        "Price was 20% off (promo SPRING)",
+    ];
+    (0..n)
+        .map(|i| {
+            let r = next();
+            let name = ["O'Brien", "Zoë", "Jean-Luc", "王小明"][(next() % 4) as usize];
+            serde_json::json!({
+                "id": r % 100_000,
+                "uuid": format!("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", next() as u32, next() as u16, next() % 4096, next() % 4096, next() % (1 << 48)),
+                "status": words[(r % 2) as usize],
+                "note": words[(next() % words.len() as u64) as usize],
+                "customer": {"name": name, "email": format!("user{i}@example.com")},
+                "created_at": format!("2026-{:02}-{:02}T10:00:00Z", 1 + next() % 12, 1 + next() % 28),
+                "items": [{"sku": format!("SKU-{}", next() % 10_000), "qty": next() % 5, "price": format!("{}.{:02}", next() % 500, next() % 100)}],
+                "links": {"self": format!("https://api.example.com/v1/orders/{}", r % 100_000)},
+                "tags": ["gift", "priority"],
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let show_misses = args.iter().any(|a| a == "--misses");
+    let cost_only = args.iter().any(|a| a == "--cost-only");
+    let corpus = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared/corpus"));
+    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/corpus/legit-values.txt");
+    let lib = corpus.join("libinjection");
+    if !lib.exists() {
+        eprintln!(
+            "no corpus at {}: pass its folder as the first argument",
+            corpus.display()
+        );
+        std::process::exit(2);
+    }
+
+    let levels: Vec<Settings> = (1..=4)
+        .map(|p| Settings {
+            paranoia: p,
+            ..Settings::default()
+        })
+        .collect();
+    if cost_only {
+        cost(&levels[0]);
+        return;
+    }
+    let mut attacks: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut legit: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut crs_negative: BTreeMap<String, Tally> = BTreeMap::new();
+    let count = |table: &mut BTreeMap<String, Tally>, key: &str, req: &Req, label: &str| {
+        let t = table.entry(key.to_string()).or_default();
+        t.total += 1;
+        for (i, s) in levels.iter().enumerate() {
+            if inspect(req, s) >= s.threshold {
+                t.flagged[i] += 1;
+            } else if i == 0 && t.misses.len() < 400 {
+                t.misses.push(label.to_string());
+            }
+        }
+    };
+
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&lib)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let class = if name.starts_with("sqli-") {
+            "sqli (libinjection)"
+        } else if name.starts_with("xss-") {
+            "xss (libinjection)"
+        } else {
+            continue;
+        };
+        for l in lines(f) {
+            let req = Req {
+                uri: format!("/search?q={l}"),
+                headers: vec![],
+                body: String::new(),
+            };
+            count(&mut attacks, class, &req, &l);
+        }
+    }
+    let (tests, skipped) = crs_tests(&corpus.join("crs-regression"));
+    for (class, attack, req) in &tests {
+        let label = format!(
+            "{} {} | {}",
+            req.uri,
+            req.headers
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            req.body
+        );
+        if *attack {
+            count(&mut attacks, &format!("{class} (CRS)"), req, &label);
+        } else {
+            // "This rule must not fire": harmless for that rule, but often an attack of another
+            // class (a `169.254.169.254` URL in an LFI rule's test). Shown apart, not counted in
+            // the harmless total.
+            let t = crs_negative
+                .entry("CRS tests expecting a rule not to fire".into())
+                .or_default();
+            t.total += 1;
+            for (i, s) in levels.iter().enumerate() {
+                if inspect(req, s) >= s.threshold {
+                    t.flagged[i] += 1;
+                    if i == 0 && t.misses.len() < 400 {
+                        t.misses.push(label.clone());
+                    }
+                }
+            }
+        }
+    }
+    let mut legit_count = |name: &str, reqs: Vec<(Req, String)>| {
+        let t = legit.entry(name.to_string()).or_default();
+        for (req, label) in reqs {
+            t.total += 1;
+            for (i, s) in levels.iter().enumerate() {
+                if inspect(&req, s) >= s.threshold {
+                    t.flagged[i] += 1;
+                    if i == 0 && t.misses.len() < 400 {
+                        t.misses.push(label.clone());
+                    }
+                }
+            }
+        }
+    };
+    legit_count(
+        "libinjection false_positives",
+        lines(&lib.join("false_positives.txt"))
+            .into_iter()
+            .map(|l| {
+                (
+                    Req {
+                        uri: format!("/search?q={l}"),
+                        headers: vec![],
+                        body: String::new(),
+                    },
+                    l,
+                )
+            })
+            .collect(),
+    );
+    let json = vec![("content-type".to_string(), "application/json".to_string())];
+    legit_count(
+        "Warden legit-values (JSON)",
+        lines(&own)
+            .into_iter()
+            .map(|l| {
+                (
+                    Req {
+                        uri: "/notes".into(),
+                        headers: json.clone(),
+                        body: serde_json::json!({"text": l}).to_string(),
+                    },
+                    l,
+                )
+            })
+            .collect(),
+    );
+    legit_count(
+        "Warden legit-values (query)",
+        lines(&own)
+            .into_iter()
+            .map(|l| {
+                let enc: String = l
+                    .bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect();
+                (
+                    Req {
+                        uri: format!("/search?q={enc}"),
+                        headers: vec![],
+                        body: String::new(),
+                    },
+                    l,
+                )
+            })
+            .collect(),
+    );
+    legit_count(
+        "generated API documents",
+        ordinary_docs(2000)
+            .into_iter()
+            .map(|d| {
+                (
+                    Req {
+                        uri: "/orders".into(),
+                        headers: json.clone(),
+                        body: d.clone(),
+                    },
+                    d,
+                )
+            })
+            .collect(),
+    );
+
+    let pct = |n: usize, d: usize| {
+        if d == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / d as f64
+        }
+    };
+    println!("## Detection rate on attacks (requests refused at the default threshold of 5)\n");
+    println!("| attack corpus | requests | PL1 | PL2 | PL3 | PL4 |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    let mut all = Tally::default();
+    for (k, t) in &attacks {
+        println!(
+            "| {k} | {} | {:.1}% | {:.1}% | {:.1}% | {:.1}% |",
+            t.total,
+            pct(t.flagged[0], t.total),
+            pct(t.flagged[1], t.total),
+            pct(t.flagged[2], t.total),
+            pct(t.flagged[3], t.total)
+        );
+        all.total += t.total;
+        for i in 0..4 {
+            all.flagged[i] += t.flagged[i];
+        }
+    }
+    println!(
+        "| **all attacks** | {} | **{:.1}%** | {:.1}% | {:.1}% | {:.1}% |",
+        all.total,
+        pct(all.flagged[0], all.total),
+        pct(all.flagged[1], all.total),
+        pct(all.flagged[2], all.total),
+        pct(all.flagged[3], all.total)
+    );
+    println!("\n## False alarms on harmless traffic\n");
+    println!("| harmless corpus | requests | PL1 | PL2 | PL3 | PL4 |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    let mut all = Tally::default();
+    for (k, t) in &legit {
+        println!(
+            "| {k} | {} | {:.2}% | {:.2}% | {:.2}% | {:.2}% |",
+            t.total,
+            pct(t.flagged[0], t.total),
+            pct(t.flagged[1], t.total),
+            pct(t.flagged[2], t.total),
+            pct(t.flagged[3], t.total)
+        );
+        all.total += t.total;
+        for i in 0..4 {
+            all.flagged[i] += t.flagged[i];
+        }
+    }
+    println!(
+        "| **all harmless** | {} | **{:.2}%** | {:.2}% | {:.2}% | {:.2}% |",
+        all.total,
+        pct(all.flagged[0], all.total),
+        pct(all.flagged[1], all.total),
+        pct(all.flagged[2], all.total),
+        pct(all.flagged[3], all.total)
+    );
+    for (k, t) in &crs_negative {
+        println!(
+            "| ({k}: not a harmless corpus, see above) | {} | {:.2}% | {:.2}% | {:.2}% | {:.2}% |",
+            t.total,
+            pct(t.flagged[0], t.total),
+            pct(t.flagged[1], t.total),
+            pct(t.flagged[2], t.total),
+            pct(t.flagged[3], t.total)
+        );
+    }
+    println!("\n{skipped} CRS test stages skipped (raw encoded requests, or no expectation).");
+
+    cost(&levels[0]);
+    if show_misses {
+        for (k, t) in &attacks {
+            println!("\n### missed at PL1: {k}");
+            for m in t.misses.iter().take(60) {
+                println!("  {}", m.chars().take(300).collect::<String>());
+            }
+        }
+        for (k, t) in legit.iter().chain(crs_negative.iter()) {
+            println!("\n### false alarms at PL1: {k}");
+            for m in t.misses.iter().take(60) {
+                println!("  {}", m.chars().take(300).collect::<String>());
+            }
+        }
+    }
+}
+
+/// The cost of inspecting a typical request with a 1 KB JSON body, with its request line and
+/// headers.
+fn cost(settings: &Settings) {
+    let body = serde_json::json!({
+        "customer": {"name": "Mary O'Brien", "email": "mary@example.com", "phone": "+1 415 555 0101"},
+        "shipping": {"street": "123 Main St., Apt 4B", "city": "Springfield", "zip": "62704", "country": "US"},
+        "items": [{"sku": "SKU-4711-XL", "qty": 2, "note": "Gift wrap, please -- it's a surprise!"},
+                  {"sku": "SKU-0815", "qty": 1, "note": "If out of stock, skip it."}],
+        "comment": "Please deliver after 5pm; ring twice. Thanks & have a nice day!",
+        "coupon": "SPRING-20", "payment": {"method": "card", "token": "tok_1N2b3C4d5E6f7G8h"},
+        "metadata": {"source": "ios-app/5.2.1", "campaign": "newsletter_2026_11", "ab": "variant-b"}
+    })
+    .to_string();
+    let req = Req {
+        uri: "/v1/orders?expand=items&locale=en-US".into(),
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            (
+                "user-agent".into(),
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15"
+                    .into(),
+            ),
+            ("referer".into(), "https://shop.example.com/cart".into()),
+        ],
+        body,
+    };
+    let n = 20_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(inspect(&req, settings));
+    }
+    let per = t.elapsed().as_secs_f64() / n as f64 * 1e6;
+    println!("\nCost of inspecting a typical request with a {} B JSON body, paranoia 1: {per:.1} µs (one core).", req.body.len());
+}

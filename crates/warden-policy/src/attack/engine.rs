@@ -1,0 +1,542 @@
+//! The inspection of one request: values go in (with where they came from), every detector looks
+//! at each, hits are scored and filtered by paranoia level and exclusions, and the report says
+//! whether the anomaly score reached the threshold.
+//!
+//! Bounded: at most `budget` bytes are inspected per request; a longer value is read in
+//! overlapping windows so that nothing within the budget escapes, and what lies beyond is
+//! reported as not inspected.
+
+use crate::json::{self, Event, Seg};
+use crate::pii::FieldPattern;
+
+use super::normalize::{normalize, Encoding, Transforms, MAX_VALUE};
+use super::{
+    cmdi, code, crlf, jndi, nosql, signals, sqli, ssrf, ssti, traversal, xss, xxe, Detector, Hit,
+    Place, ERROR, NOTICE, WARNING,
+};
+
+/// Detectors to skip for fields, e.g. `{detectors: [sqli], fields: ["body.query"]}` for an API
+/// whose `query` field takes SQL on purpose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exclusion {
+    /// Empty: every detector.
+    pub detectors: Vec<Detector>,
+    /// Location patterns: `query.q`, `body.items[*].note`, `header.user-agent`, `cookie.*`,
+    /// `body.**`; a bare name matches that field anywhere.
+    pub fields: Vec<FieldPattern>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// 1 (default, tuned for few false alarms) to 4 (most rules, most false alarms).
+    pub paranoia: u8,
+    /// Anomaly score at which a request is refused; 5 means one critical hit.
+    pub threshold: u32,
+    pub exclusions: Vec<Exclusion>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            paranoia: 1,
+            threshold: 5,
+            exclusions: Vec::new(),
+        }
+    }
+}
+
+/// One counted hit, for the audit trail and the access log. Never holds the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub detector: Detector,
+    pub rule: &'static str,
+    pub score: u8,
+    /// `query.q`, `body.user.comment`, `header.user-agent`, `cookie.session`, `path`.
+    pub location: String,
+    /// The normalisations the value needed (`url-decode`, `html-entities`...).
+    pub transforms: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub score: u32,
+    pub findings: Vec<Finding>,
+    /// Bytes looked at.
+    pub inspected: usize,
+    /// The budget ran out: the rest of the request was not inspected.
+    pub incomplete: bool,
+}
+
+pub struct Inspector<'s> {
+    settings: &'s Settings,
+    report: Report,
+    budget: usize,
+    hits: Vec<Hit>,
+}
+
+/// Runs every detector that has something to look at on one value.
+pub fn detect(v: &super::Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
+    let m = signals::triggered(&v.lower);
+    let on = |d| signals::has(m, d);
+    if on(Detector::Sqli) {
+        sqli::check(v, place, out);
+    }
+    // Entities and escapes can spell markup that no byte of the raw value gives away.
+    let hidden = v.transforms.contains(Transforms::HTML_ENTITIES)
+        || v.transforms.contains(Transforms::JS_ESCAPES);
+    if on(Detector::Xss) || hidden {
+        xss::check(v, place, out);
+    }
+    if on(Detector::Nosql) {
+        nosql::check(v, place, out);
+    }
+    if on(Detector::Cmdi) {
+        cmdi::check(v, place, out);
+    }
+    if on(Detector::Traversal) {
+        traversal::check(v, place, out);
+    }
+    if on(Detector::Ssrf) {
+        ssrf::check(v, place, out);
+    }
+    if on(Detector::Xxe) {
+        xxe::check(v, place, out);
+    }
+    if on(Detector::Ssti) {
+        ssti::check(v, place, out);
+    }
+    if on(Detector::Jndi) {
+        jndi::check(v, place, out);
+    }
+    if on(Detector::Crlf) {
+        crlf::check(v, place, out);
+    }
+    // Java serialisation is case-sensitive base64 (`rO0AB`): checked on the value as sent.
+    if on(Detector::Code) || place.is_name() || v.decoded.starts_with("rO0AB") {
+        code::check(v, place, out);
+    }
+    let t = v.transforms;
+    // Heavy encoding is itself a signal: honest clients encode once.
+    if t.contains(Transforms::OVERLONG_UTF8) {
+        out.push(Hit::new(Detector::Evasion, "overlong-utf8", ERROR, 1));
+    }
+    if t.evasions() >= 2 {
+        out.push(Hit::new(Detector::Evasion, "layered-encoding", WARNING, 1));
+    } else if t.contains(Transforms::MULTI_URL_DECODE) {
+        out.push(Hit::new(
+            Detector::Evasion,
+            "double-url-encoding",
+            NOTICE,
+            1,
+        ));
+    }
+    if t.contains(Transforms::NULL_BYTES) && place != Place::JsonString {
+        out.push(Hit::new(Detector::Evasion, "null-byte", ERROR, 1));
+    }
+}
+
+fn segments(location: &str) -> Vec<Seg<'_>> {
+    let mut out = Vec::new();
+    for part in location.split('.') {
+        let (name, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !name.is_empty() {
+            out.push(Seg::Key(name.into()));
+        }
+        while let Some(close) = rest.find(']') {
+            out.push(Seg::Index(rest[1..close].parse().unwrap_or(0)));
+            rest = &rest[close + 1..];
+        }
+    }
+    out
+}
+
+impl<'s> Inspector<'s> {
+    pub fn new(settings: &'s Settings, budget: usize) -> Inspector<'s> {
+        Inspector {
+            settings,
+            report: Report::default(),
+            budget,
+            hits: Vec::new(),
+        }
+    }
+
+    /// Inspects one value. `location` is only built when something is found.
+    pub fn value(
+        &mut self,
+        place: Place,
+        raw: &str,
+        encoding: Encoding,
+        location: impl Fn() -> String,
+    ) {
+        if raw.is_empty() {
+            return;
+        }
+        if self.report.inspected >= self.budget {
+            self.report.incomplete = true;
+            return;
+        }
+        let allowed = (self.budget - self.report.inspected).min(raw.len());
+        self.report.inspected += allowed;
+        if allowed < raw.len() {
+            self.report.incomplete = true;
+        }
+        // Long values in overlapping windows, so a payload cannot hide past the first window.
+        let mut start = 0;
+        loop {
+            let mut end = (start + MAX_VALUE).min(allowed);
+            while !raw.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.window(place, &raw[start..end], encoding, &location);
+            if end >= allowed {
+                break;
+            }
+            let mut next = end.saturating_sub(256).max(start + 1);
+            while !raw.is_char_boundary(next) {
+                next += 1;
+            }
+            start = next;
+        }
+    }
+
+    fn window(
+        &mut self,
+        place: Place,
+        raw: &str,
+        encoding: Encoding,
+        location: &impl Fn() -> String,
+    ) {
+        // A bare word (`orderId`, `SKU-4711`, `en-US`) can carry no attack: no detector has a
+        // trigger made only of letters, digits, `_` and `-`, bar prototype pollution in names.
+        let bare = raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if bare && !(place.is_name() && (raw.contains("proto") || raw.contains("constructor"))) {
+            return;
+        }
+        let v = normalize(raw, encoding);
+        self.hits.clear();
+        detect(&v, place, &mut self.hits);
+        if self.hits.is_empty() {
+            return;
+        }
+        let pl = self.settings.paranoia;
+        let mut loc: Option<String> = None;
+        for hit in std::mem::take(&mut self.hits) {
+            if hit.paranoia > pl {
+                continue;
+            }
+            let l = loc.get_or_insert_with(location);
+            if self.excluded(hit.detector, l) {
+                continue;
+            }
+            self.report.score += u32::from(hit.score);
+            self.report.findings.push(Finding {
+                detector: hit.detector,
+                rule: hit.rule,
+                score: hit.score,
+                location: l.clone(),
+                transforms: v.transforms.names(),
+            });
+        }
+    }
+
+    fn excluded(&self, detector: Detector, location: &str) -> bool {
+        if self.settings.exclusions.is_empty() {
+            return false;
+        }
+        let segs = segments(location);
+        self.settings.exclusions.iter().any(|e| {
+            (e.detectors.is_empty() || e.detectors.contains(&detector))
+                && e.fields.iter().any(|f| f.matches(&segs))
+        })
+    }
+
+    /// The request path, percent-encoded as sent, as one value (`/@fs/etc/passwd` only reads as
+    /// a file path whole).
+    pub fn path(&mut self, path: &str) {
+        if path != "/" {
+            self.value(Place::Path, path, Encoding::Percent, || "path".to_string());
+            // And each segment that is more than a word, as an application reads `/users/{id}`.
+            if path.contains(['%', '\'', '"', ' ', '(', ';', '=']) {
+                for seg in path.split('/').filter(|s| !s.is_empty()) {
+                    self.value(Place::Query, seg, Encoding::Percent, || "path".to_string());
+                }
+            }
+        }
+    }
+
+    /// A query string or a form body: names and values.
+    pub fn params(&mut self, text: &str, form: bool) {
+        let (value_place, name_place, prefix) = if form {
+            (Place::Form, Place::FormName, "form")
+        } else {
+            (Place::Query, Place::QueryName, "query")
+        };
+        for pair in text.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let label = || {
+                let n = normalize(name, Encoding::Form);
+                format!("{prefix}.{}", location_key(&n.decoded))
+            };
+            self.value(name_place, name, Encoding::Form, label);
+            self.value(value_place, value, Encoding::Form, label);
+        }
+    }
+
+    pub fn cookies(&mut self, header: &str) {
+        for pair in header.split(';') {
+            let pair = pair.trim();
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let label = || format!("cookie.{}", location_key(name));
+            self.value(Place::CookieName, name, Encoding::Percent, label);
+            self.value(
+                Place::Cookie,
+                value.trim_matches('"'),
+                Encoding::Percent,
+                label,
+            );
+        }
+    }
+
+    pub fn header(&mut self, name: &str, value: &str) {
+        self.value(Place::Header, value, Encoding::Plain, || {
+            format!("header.{name}")
+        });
+        // Upload file names (`X-Filename: shell.php5.`): a script the server may run.
+        let n = name.replace(['-', '_', '.'], "");
+        if n.contains("filename") {
+            self.upload_name(value, || format!("header.{name}"));
+        }
+    }
+
+    /// A file name a client uploads: server-side script extensions, however padded.
+    fn upload_name(&mut self, value: &str, location: impl Fn() -> String) {
+        let v = value
+            .trim()
+            .trim_end_matches(['.', ' '])
+            .to_ascii_lowercase();
+        let ext = v.rsplit('.').next().unwrap_or("").trim();
+        let script = ext.starts_with("php")
+            || matches!(
+                ext,
+                "phtml" | "phar" | "pht" | "jsp" | "jspx" | "asp" | "aspx" | "cgi" | "shtml"
+            );
+        if script && v.contains('.') && self.settings.paranoia >= 1 {
+            let loc = location();
+            if !self.excluded(Detector::Code, &loc) {
+                self.report.score += u32::from(super::CRITICAL);
+                self.report.findings.push(Finding {
+                    detector: Detector::Code,
+                    rule: "script-upload",
+                    score: super::CRITICAL,
+                    location: loc,
+                    transforms: Vec::new(),
+                });
+            }
+        }
+    }
+
+    /// A JSON body: every key and every string. Returns false when it is not JSON (then the
+    /// caller inspects it as text).
+    pub fn json(&mut self, text: &str) -> bool {
+        // Locations are only spelled out for values with a finding.
+        let ok = json::walk(text, 128, |e| match e {
+            Event::Key { path, key, .. } => {
+                self.value(Place::JsonKey, key, Encoding::Plain, || {
+                    if path.0.is_empty() {
+                        format!("body.{}", location_key(key))
+                    } else {
+                        format!("body.{path}.{}", location_key(key))
+                    }
+                });
+            }
+            Event::Leaf {
+                path,
+                value: json::Scalar::Str(s),
+                ..
+            } => self.value(Place::JsonString, s, Encoding::Plain, || {
+                format!("body.{path}")
+            }),
+            _ => {}
+        })
+        .is_ok();
+        ok
+    }
+
+    /// A body inspected as one value (XML, text, or JSON that did not parse).
+    pub fn text(&mut self, body: &str) {
+        self.value(Place::Body, body, Encoding::Plain, || "body".to_string());
+    }
+
+    pub fn finish(self) -> Report {
+        self.report
+    }
+
+    /// Whether the anomaly score so far reaches the threshold.
+    pub fn blocks(&self) -> bool {
+        self.report.score >= self.settings.threshold
+    }
+}
+
+/// Request headers worth inspecting: all but the structured ones that carry no free text, and
+/// the credentials, which the identity check owns (a token is random noise to a detector).
+pub fn inspect_header(name: &str) -> bool {
+    !matches!(
+        name,
+        "host"
+            | "content-length"
+            | "connection"
+            | "keep-alive"
+            | "te"
+            | "accept"
+            | "accept-encoding"
+            | "accept-language"
+            | "authorization"
+            | "proxy-authorization"
+            | "x-api-key"
+            | "cookie"
+            | "cache-control"
+            | "pragma"
+            | "upgrade-insecure-requests"
+            | "dnt"
+            | "x-request-id"
+            | "traceparent"
+            | "tracestate"
+            | "if-none-match"
+            | "if-match"
+            | "if-modified-since"
+            | "if-unmodified-since"
+            | "content-md5"
+    ) && !name.starts_with("sec-")
+        && !name.starts_with("x-warden-")
+}
+
+/// A name safe for a location string: printable, short, no separators that would confuse it.
+fn location_key(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() {
+        out.push('_');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(f: impl FnOnce(&mut Inspector<'_>), settings: &Settings) -> Report {
+        let mut i = Inspector::new(settings, 1 << 20);
+        f(&mut i);
+        i.finish()
+    }
+
+    #[test]
+    fn findings_carry_detector_location_and_transforms() {
+        let s = Settings::default();
+        let r = report(
+            |i| i.params("q=1%2527%20OR%20%25271%2527%3D%25271&page=2", false),
+            &s,
+        );
+        assert!(r.score >= 5);
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.detector == Detector::Sqli)
+            .unwrap();
+        assert_eq!(f.location, "query.q");
+        assert!(f.transforms.contains(&"url-decode"), "{f:?}");
+        let r = report(
+            |i| {
+                i.json(r#"{"user": {"bio": "<script>alert(1)</script>", "$where": "1"}}"#);
+            },
+            &s,
+        );
+        let locs: Vec<_> = r
+            .findings
+            .iter()
+            .map(|f| (f.detector, f.location.as_str()))
+            .collect();
+        assert!(locs.contains(&(Detector::Xss, "body.user.bio")), "{locs:?}");
+        assert!(
+            locs.contains(&(Detector::Nosql, "body.user.$where")),
+            "{locs:?}"
+        );
+    }
+
+    #[test]
+    fn exclusions_and_paranoia() {
+        let s = Settings {
+            exclusions: vec![Exclusion {
+                detectors: vec![Detector::Sqli],
+                fields: vec![FieldPattern::parse("body.query").unwrap()],
+            }],
+            ..Settings::default()
+        };
+        let r = report(
+            |i| {
+                i.json(r#"{"query": "1' OR '1'='1", "other": "1' OR '1'='1"}"#);
+            },
+            &s,
+        );
+        let locs: Vec<_> = r.findings.iter().map(|f| f.location.as_str()).collect();
+        assert_eq!(locs, vec!["body.other"]);
+        let pl1 = report(
+            |i| {
+                i.json(r#"{"t": "{{7*7}}"}"#);
+            },
+            &Settings::default(),
+        );
+        let pl2 = report(
+            |i| {
+                i.json(r#"{"t": "{{7*7}}"}"#);
+            },
+            &Settings {
+                paranoia: 2,
+                ..Settings::default()
+            },
+        );
+        assert!(pl1.score < 5 && pl2.score >= 5, "{pl1:?} {pl2:?}");
+    }
+
+    #[test]
+    fn long_values_are_read_in_windows_and_the_budget_holds() {
+        let s = Settings::default();
+        let long = format!("{}<script>alert(1)</script>", "a".repeat(40_000));
+        let r = report(|i| i.text(&long), &s);
+        assert!(r.score >= 5, "payload past the first window");
+        let mut i = Inspector::new(&s, 1000);
+        i.text(&long);
+        let r = i.finish();
+        assert!(r.incomplete && r.inspected == 1000);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,300}") {
+            let settings = Settings { paranoia: 4, ..Settings::default() };
+            let mut i = Inspector::new(&settings, 1 << 16);
+            i.params(&s, false);
+            i.cookies(&s);
+            i.path(&s);
+            i.header("x", &s);
+            if !i.json(&s) {
+                i.text(&s);
+            }
+            let _ = i.finish();
+        }
+    }
+}

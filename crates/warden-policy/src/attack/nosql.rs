@@ -1,0 +1,102 @@
+//! NoSQL operator injection: a JSON body or a query string (`user[$ne]=x`, as Express and PHP
+//! parse it) that smuggles MongoDB query operators into a lookup, turning "the user named x" into
+//! "any user not named x", or running JavaScript on the server (`$where`, `$function`).
+
+use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR};
+
+/// Operators that evaluate code on the server.
+const CODE: [&str; 4] = ["$where", "$function", "$accumulator", "$expr"];
+/// Operators that turn an equality lookup into something else.
+const QUERY: [&str; 18] = [
+    "$ne",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$in",
+    "$nin",
+    "$regex",
+    "$exists",
+    "$or",
+    "$and",
+    "$nor",
+    "$not",
+    "$elemmatch",
+    "$eq",
+    "$all",
+    "$size",
+    "$type",
+];
+
+fn operator(name: &str) -> Option<(&'static str, u8)> {
+    if CODE.contains(&name) {
+        return Some(("code-operator", CRITICAL));
+    }
+    QUERY
+        .contains(&name)
+        .then_some(("query-operator", CRITICAL))
+}
+
+pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
+    let l = v.lower.as_ref();
+    if !l.contains('$') {
+        return;
+    }
+    match place {
+        Place::JsonKey => {
+            if let Some((rule, score)) = operator(l.trim()) {
+                out.push(Hit::new(Detector::Nosql, rule, score, 1));
+            }
+        }
+        Place::QueryName | Place::FormName | Place::CookieName => {
+            // `user[$ne]`, `filter[where][$regex]`.
+            for part in l.split(['[', ']', '.']) {
+                if let Some((rule, score)) = operator(part.trim()) {
+                    out.push(Hit::new(Detector::Nosql, rule, score, 1));
+                    return;
+                }
+            }
+        }
+        _ => {
+            // A JSON object with an operator inside a string parameter: `{"$ne": null}`.
+            let compact: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+            for op in CODE.iter().chain(QUERY.iter()) {
+                for q in ['"', '\''] {
+                    if compact.contains(&format!("{{{q}{op}{q}:")) {
+                        out.push(Hit::new(Detector::Nosql, "operator-in-value", CRITICAL, 1));
+                        return;
+                    }
+                }
+            }
+            // `$where` JavaScript: `'; return true; var x='`, `this.password.match(/.*/)`.
+            if compact.contains("$where")
+                || (compact.contains("this.") && compact.contains("return"))
+            {
+                out.push(Hit::new(Detector::Nosql, "server-javascript", ERROR, 1));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attack::normalize::{normalize, Encoding};
+
+    fn score(s: &str, place: Place) -> u8 {
+        let mut out = Vec::new();
+        check(&normalize(s, Encoding::Plain), place, &mut out);
+        out.iter().map(|h| h.score).sum()
+    }
+
+    #[test]
+    fn operators_in_keys_names_and_values() {
+        assert!(score("$ne", Place::JsonKey) >= 5);
+        assert!(score("$where", Place::JsonKey) >= 5);
+        assert!(score("user[$ne]", Place::QueryName) >= 5);
+        assert!(score("{\"$gt\": \"\"}", Place::Query) >= 5);
+        assert_eq!(score("$price", Place::JsonKey), 0);
+        assert_eq!(score("costs $5", Place::JsonString), 0);
+        assert_eq!(score("user[name]", Place::QueryName), 0);
+    }
+}

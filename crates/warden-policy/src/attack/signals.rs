@@ -1,0 +1,222 @@
+//! Which detectors have anything to look at in a value, found in one pass: a byte table for the
+//! characters a detector needs (a quote for SQL, `<` for markup, `$` for NoSQL operators) and one
+//! Aho-Corasick automaton for the words (`union`, `../`, `://`, `{{`, `jndi`...). A detector none
+//! of whose triggers occur is skipped: most values of ordinary traffic wake up none.
+
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+
+use super::Detector;
+
+fn bit(d: Detector) -> u16 {
+    1 << (d as u16)
+}
+
+/// Word triggers and the detectors they wake.
+const WORDS: &[(&str, Detector)] = &[
+    ("/*", Detector::Sqli),
+    ("||", Detector::Sqli),
+    ("&&", Detector::Sqli),
+    ("union", Detector::Sqli),
+    ("select", Detector::Sqli),
+    ("sleep", Detector::Sqli),
+    ("benchmark", Detector::Sqli),
+    ("waitfor", Detector::Sqli),
+    ("outfile", Detector::Sqli),
+    ("dumpfile", Detector::Sqli),
+    ("load_file", Detector::Sqli),
+    ("information_schema", Detector::Sqli),
+    ("@@", Detector::Sqli),
+    ("pg_", Detector::Sqli),
+    ("dbms_", Detector::Sqli),
+    ("xp_", Detector::Sqli),
+    ("exec", Detector::Sqli),
+    ("drop", Detector::Sqli),
+    ("insert", Detector::Sqli),
+    ("delete", Detector::Sqli),
+    ("update", Detector::Sqli),
+    ("having", Detector::Sqli),
+    ("0x", Detector::Sqli),
+    ("char(", Detector::Sqli),
+    ("concat", Detector::Sqli),
+    (" or ", Detector::Sqli),
+    (" and ", Detector::Sqli),
+    (" xor ", Detector::Sqli),
+    ("like", Detector::Sqli),
+    ("procedure", Detector::Sqli),
+    ("order by", Detector::Sqli),
+    ("group by", Detector::Sqli),
+    ("javascript", Detector::Xss),
+    ("vbscript", Detector::Xss),
+    ("livescript", Detector::Xss),
+    ("data:", Detector::Xss),
+    ("expression", Detector::Xss),
+    ("script", Detector::Xss),
+    ("document.", Detector::Xss),
+    ("window.", Detector::Xss),
+    ("binding", Detector::Xss),
+    ("url(", Detector::Xss),
+    ("<!--", Detector::Xss),
+    ("_$$nd_func$$_", Detector::Code),
+    ("__js_function", Detector::Code),
+    ("fromcharcode", Detector::Code),
+    ("function", Detector::Code),
+    ("process", Detector::Code),
+    ("require", Detector::Code),
+    ("module.exports", Detector::Code),
+    ("xyqktkrfrlvoqyqk", Detector::Code),
+    ("php]", Detector::Code),
+    ("php}", Detector::Code),
+    ("constructor", Detector::Code),
+    ("opensymphony", Detector::Code),
+    ("com.sun.", Detector::Code),
+    ("java.", Detector::Code),
+    ("javax.", Detector::Code),
+    ("getproperty", Detector::Code),
+    ("xmldecoder", Detector::Code),
+    ("filewriter", Detector::Code),
+    ("factory", Detector::Code),
+    ("closure", Detector::Code),
+    ("/etc/", Detector::Traversal),
+    ("/sys/", Detector::Traversal),
+    ("/dev/", Detector::Traversal),
+    ("/boot/", Detector::Traversal),
+    ("/.", Detector::Traversal),
+    ("..;", Detector::Traversal),
+    ("debug.log", Detector::Traversal),
+    ("error.log", Detector::Traversal),
+    (".sql", Detector::Traversal),
+    (".bak", Detector::Traversal),
+    ("/[", Detector::Traversal),
+    ("]/", Detector::Traversal),
+    ("?/", Detector::Traversal),
+    ("/?", Detector::Traversal),
+    ("for ", Detector::Cmdi),
+    ("for/", Detector::Cmdi),
+    ("http:", Detector::Ssrf),
+    ("https:", Detector::Ssrf),
+    ("..", Detector::Traversal),
+    ("etc/", Detector::Traversal),
+    ("proc/", Detector::Traversal),
+    ("win.ini", Detector::Traversal),
+    ("system32", Detector::Traversal),
+    ("boot.ini", Detector::Traversal),
+    (".ssh", Detector::Traversal),
+    (".ht", Detector::Traversal),
+    (".env", Detector::Traversal),
+    (".git", Detector::Traversal),
+    (".aws", Detector::Traversal),
+    ("wp-config", Detector::Traversal),
+    ("web.config", Detector::Traversal),
+    ("var/log", Detector::Traversal),
+    ("root/", Detector::Traversal),
+    ("history", Detector::Traversal),
+    ("dev/tcp", Detector::Traversal),
+    ("://", Detector::Traversal),
+    ("jar:", Detector::Traversal),
+    ("://", Detector::Ssrf),
+    ("<!", Detector::Xxe),
+    ("xinclude", Detector::Xxe),
+    ("xi:include", Detector::Xxe),
+    ("{{", Detector::Ssti),
+    ("${", Detector::Ssti),
+    ("#{", Detector::Ssti),
+    ("*{", Detector::Ssti),
+    ("<%", Detector::Ssti),
+    ("{%", Detector::Ssti),
+    ("__", Detector::Ssti),
+    ("java.lang", Detector::Ssti),
+    ("constructor", Detector::Ssti),
+    ("freemarker", Detector::Ssti),
+    ("#set", Detector::Ssti),
+    ("$class", Detector::Ssti),
+    ("getclass", Detector::Ssti),
+    ("${", Detector::Jndi),
+    ("jndi", Detector::Jndi),
+    ("<?", Detector::Code),
+    ("$_", Detector::Code),
+    ("$globals", Detector::Code),
+    ("java", Detector::Code),
+    ("runtime", Detector::Code),
+    ("processbuilder", Detector::Code),
+    ("classloader", Detector::Code),
+    ("transformer", Detector::Code),
+    ("forclosure", Detector::Code),
+    ("memberaccess", Detector::Code),
+    ("#context", Detector::Code),
+    ("child_process", Detector::Code),
+    ("mainmodule", Detector::Code),
+    ("kernel.", Detector::Code),
+    ("popen", Detector::Code),
+    ("proto", Detector::Code),
+    ("ro0ab", Detector::Code),
+    ("aced0005", Detector::Code),
+    ("o:", Detector::Code),
+    ("c:", Detector::Code),
+    ("cos\n", Detector::Code),
+    ("posix", Detector::Code),
+    ("__builtin__", Detector::Code),
+    ("invoke-", Detector::Cmdi),
+    ("iex", Detector::Cmdi),
+    ("iwr", Detector::Cmdi),
+    ("powershell", Detector::Cmdi),
+    ("downloadstring", Detector::Cmdi),
+    ("new-object", Detector::Cmdi),
+    ("start-process", Detector::Cmdi),
+    (" in (", Detector::Cmdi),
+    ("<(", Detector::Cmdi),
+    (">(", Detector::Cmdi),
+    ("etc/", Detector::Cmdi),
+    ("bin/", Detector::Cmdi),
+];
+
+fn table() -> &'static ([u16; 256], AhoCorasick, Vec<u16>) {
+    static T: OnceLock<([u16; 256], AhoCorasick, Vec<u16>)> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut bytes = [0u16; 256];
+        let mut set = |chars: &[u8], d: Detector| {
+            for c in chars {
+                bytes[*c as usize] |= bit(d);
+            }
+        };
+        set(b"'\"`;-", Detector::Sqli);
+        set(b"<>`=", Detector::Xss);
+        set(b"$", Detector::Nosql);
+        set(b";|&`$\n", Detector::Cmdi);
+        set(b"\r\n", Detector::Crlf);
+        set(b"(", Detector::Code);
+        // One pattern per distinct word, with the detectors of every entry for it. The input is
+        // already lower case, so the automaton need not fold case.
+        let mut words: Vec<(&str, u16)> = Vec::new();
+        for (w, d) in WORDS {
+            match words.iter_mut().find(|(x, _)| x == w) {
+                Some((_, m)) => *m |= bit(*d),
+                None => words.push((w, bit(*d))),
+            }
+        }
+        let masks = words.iter().map(|(_, m)| *m).collect();
+        let ac = AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(words.iter().map(|(w, _)| w))
+            .expect("static patterns");
+        (bytes, ac, masks)
+    })
+}
+
+/// The detectors a value wakes up, as a bit set (bit = `Detector as u16`).
+pub fn triggered(lower: &str) -> u16 {
+    let (bytes, ac, masks) = table();
+    let mut m = 0u16;
+    for b in lower.bytes() {
+        m |= bytes[b as usize];
+    }
+    for hit in ac.find_overlapping_iter(lower) {
+        m |= masks[hit.pattern().as_usize()];
+    }
+    m
+}
+
+pub fn has(mask: u16, d: Detector) -> bool {
+    mask & bit(d) != 0
+}

@@ -1,0 +1,261 @@
+//! SQL injection, by tokenising rather than by keyword: libinjection (the pure-Rust port
+//! `libinjectionrs`) reduces the value to a fingerprint of SQL token types and checks it against
+//! the fingerprints of known injections, so `O'Brien` or a sentence about "select and union"
+//! passes while `1' OR '1'='1` does not. A few high-signal constructs libinjection misses
+//! (`INTO OUTFILE`, time-based probes) are matched as keywords.
+
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+
+use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR, WARNING};
+
+/// Whether a value could hold SQL injection at all, decided cheaply: libinjection costs a few
+/// microseconds per value, and most values (names with an apostrophe, sentences with a semicolon)
+/// cannot be SQL injection. A quote between two letters is an apostrophe unless a SQL word follows
+/// it (`x'or'1`); a semicolon matters only before a statement (`; drop`); otherwise only comment
+/// markers, SQL operators and keywords wake the tokenizer.
+fn worth_tokenising(v: &Normalized<'_>) -> bool {
+    let l = v.lower.as_bytes();
+    let word_after = |i: usize| -> &[u8] {
+        let rest = &l[i.min(l.len())..];
+        let start = rest
+            .iter()
+            .position(|c| !c.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        let rest = &rest[start..];
+        let end = rest
+            .iter()
+            .position(|c| !c.is_ascii_alphanumeric() && *c != b'_')
+            .unwrap_or(rest.len());
+        &rest[..end]
+    };
+    const AFTER_QUOTE: [&[u8]; 12] = [
+        b"or",
+        b"and",
+        b"union",
+        b"select",
+        b"like",
+        b"xor",
+        b"having",
+        b"order",
+        b"group",
+        b"limit",
+        b"into",
+        b"procedure",
+    ];
+    const STATEMENTS: [&[u8]; 16] = [
+        b"drop",
+        b"select",
+        b"insert",
+        b"update",
+        b"delete",
+        b"exec",
+        b"execute",
+        b"shutdown",
+        b"declare",
+        b"waitfor",
+        b"create",
+        b"alter",
+        b"union",
+        b"truncate",
+        b"begin",
+        b"set",
+    ];
+    for (i, &c) in l.iter().enumerate() {
+        match c {
+            b'`' => return true,
+            b'\'' | b'"' => {
+                let letter = |j: Option<&u8>| j.is_some_and(u8::is_ascii_alphabetic);
+                let apostrophe = i > 0 && letter(l.get(i - 1)) && letter(l.get(i + 1));
+                if !apostrophe || AFTER_QUOTE.contains(&word_after(i + 1)) {
+                    return true;
+                }
+            }
+            b';' if STATEMENTS.contains(&word_after(i + 1)) => return true,
+            // `1--`, `')--`: a comment cutting off the rest of a query. An em-dash in prose
+            // ("please -- thanks") has a space before it.
+            b'-' if l.get(i + 1) == Some(&b'-')
+                && i > 0
+                && !l[i - 1].is_ascii_whitespace()
+                && l[i - 1] != b'-' =>
+            {
+                return true
+            }
+            _ => {}
+        }
+    }
+    keywords().is_match(v.compact.as_ref())
+}
+
+fn keywords() -> &'static AhoCorasick {
+    static K: OnceLock<AhoCorasick> = OnceLock::new();
+    K.get_or_init(|| {
+        AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build([
+                "/*",
+                "||",
+                "&&",
+                "union",
+                "select",
+                "sleep",
+                "benchmark",
+                "waitfor",
+                "outfile",
+                "dumpfile",
+                "xp_",
+                "information_schema",
+                "@@",
+                "pg_",
+                "dbms_",
+                "load_file",
+                "having",
+                "order by",
+                "group by",
+                "insert",
+                "delete",
+                "drop",
+                "case when",
+                "0x",
+                "char(",
+                "concat",
+                " or ",
+                " and ",
+                " xor ",
+                "procedure",
+                "rlike",
+                "regexp",
+            ])
+            .expect("static patterns")
+    })
+}
+
+/// Fingerprints libinjection reports for harmless text as often as for attacks (quoted words in a
+/// product name, "80% X and 20% Y", a trailing `--`): at paranoia 1 they only count together with
+/// another signal; from paranoia 2 they count alone.
+const WEAK_FINGERPRINTS: [&str; 5] = ["sos", "s&s", "1&1", "1c", "nc"];
+
+/// Constructs libinjection does not fingerprint but that no honest value carries.
+const HIGH_SIGNAL: [(&str, &str); 9] = [
+    ("into outfile", "into-outfile"),
+    ("into dumpfile", "into-outfile"),
+    ("load_file(", "load-file"),
+    ("benchmark(", "time-probe"),
+    ("pg_sleep(", "time-probe"),
+    ("waitfor delay", "time-probe"),
+    ("dbms_pipe.receive_message", "time-probe"),
+    ("information_schema.", "schema-probe"),
+    ("@@version", "version-probe"),
+];
+
+pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
+    if !worth_tokenising(v) {
+        return;
+    }
+    let r = libinjectionrs::detect_sqli(v.decoded.as_bytes());
+    if r.is_injection() {
+        let fp = r.fingerprint.map(|f| f.to_string()).unwrap_or_default();
+        // A weak fingerprint with a comparison or a comment is an injection after all
+        // (`1234 OR 1=1`); without one it is prose ("80% cotton and 20% wool").
+        let c = v.compact.as_bytes();
+        // `1=1`, `'a' = 'a'`: an equality between literals, the tautology of an injection.
+        let second_signal = c.iter().enumerate().any(|(i, ch)| {
+            if *ch != b'=' {
+                return false;
+            }
+            let before = c[..i].iter().rev().find(|b| **b != b' ');
+            let after = c[i + 1..].iter().find(|b| **b != b' ');
+            let literal =
+                |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_digit() || *b == b'\'' || *b == b'"');
+            literal(before) && literal(after)
+        });
+        if WEAK_FINGERPRINTS.contains(&fp.as_str()) && !second_signal {
+            out.push(Hit::new(Detector::Sqli, "libinjection-weak", WARNING, 1));
+            out.push(Hit::new(Detector::Sqli, "libinjection-weak-pl2", 2, 2));
+        } else {
+            out.push(Hit::new(Detector::Sqli, "libinjection", CRITICAL, 1));
+        }
+        return;
+    }
+    let c = v.compact.as_ref();
+    for (needle, rule) in HIGH_SIGNAL {
+        if c.contains(needle) {
+            out.push(Hit::new(Detector::Sqli, rule, CRITICAL, 1));
+            return;
+        }
+    }
+    // `sleep(5)` and `sleep 5` after a quote or operator: blind, time-based probing.
+    if let Some(p) = c.find("sleep") {
+        let after = c[p + 5..].trim_start_matches([' ', '(']);
+        let before = c[..p].trim_end();
+        if after.starts_with(|ch: char| ch.is_ascii_digit())
+            && (before.ends_with(['\'', '"', ')', ';', '='])
+                || before.ends_with(" and")
+                || before.ends_with(" or"))
+        {
+            out.push(Hit::new(Detector::Sqli, "time-probe", CRITICAL, 1));
+            return;
+        }
+    }
+    // Paranoia 3: SQL keyword pairs in names of parameters or in short values.
+    if place != Place::JsonString
+        && (c.contains("union select") || c.contains("select ") && c.contains(" from "))
+    {
+        out.push(Hit::new(Detector::Sqli, "sql-keywords", ERROR, 3));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attack::normalize::{normalize, Encoding};
+
+    fn hits(s: &str, place: Place) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        check(&normalize(s, Encoding::Plain), place, &mut out);
+        out.into_iter()
+            .filter(|h| h.paranoia == 1 && h.score >= 5)
+            .map(|h| h.rule)
+            .collect()
+    }
+
+    #[test]
+    fn injections_are_caught() {
+        for s in [
+            "1' OR '1'='1",
+            "1 UNION SELECT username, password FROM users--",
+            "admin'--",
+            "1; DROP TABLE users",
+            "' into outfile '/var/www/shell.php",
+            "1' AND SLEEP(5)-- -",
+            "1 AND (SELECT 1 FROM information_schema.tables)",
+            "-1 union select 1,2,@@version",
+        ] {
+            assert!(!hits(s, Place::Query).is_empty(), "{s}");
+        }
+    }
+
+    #[test]
+    fn prose_and_names_pass() {
+        for s in [
+            "O'Brien",
+            "I'd like to select the union of both sets",
+            "Please order by date and group by category",
+            "Tom & Jerry",
+            "rock 'n' roll",
+            "sleep well, see you at 5",
+            "SELECT * FROM users is how you'd read them",
+            "80% ACRYLIC AND 20% WOOL",
+            "CHRISTMAS STOCKING \"NOT\" STUFFER",
+            "2026-11-23",
+            "user@example.com",
+        ] {
+            assert!(
+                hits(s, Place::JsonString).is_empty(),
+                "{s}: {:?}",
+                hits(s, Place::JsonString)
+            );
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Path traversal and file inclusion: `..` segments in any spelling (normalisation has already
+//! decoded `%2e%2e%2f`, `..%c0%af` and the like), references to files an attacker wants
+//! (`/etc/passwd`, `win.ini`, `.ssh/id_rsa`), stream wrappers that turn an include into code or
+//! file access (`php://filter`, `expect://`, `phar://`), and remote inclusion of a URL that ends
+//! in `?` to cut off the application's own suffix.
+
+use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR, WARNING};
+
+const SENSITIVE: [&str; 40] = [
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/group",
+    "/etc/hosts",
+    "/etc/issue",
+    "/etc/motd",
+    "/etc/crontab",
+    "/etc/subuid",
+    "/etc/subgid",
+    "/etc/sudoers",
+    "/proc/self/",
+    "/proc/version",
+    "/proc/cmdline",
+    "/proc/interrupts",
+    "/proc/net/",
+    "/sys/class",
+    "/sys/kernel",
+    "/var/log/",
+    "/root/",
+    ".ssh/id_rsa",
+    ".ssh/authorized_keys",
+    ".bash_history",
+    ".htpasswd",
+    ".htaccess",
+    "wp-config.php",
+    "web.config",
+    "/windows/win.ini",
+    "/windows/system32",
+    "boot.ini",
+    "/.env",
+    "/etc/environment",
+    "/.git/",
+    "/.aws/credentials",
+    "/etc/ssh/",
+    "/dev/tcp/",
+    "/.docker",
+    "/wp-content/debug.log",
+    "/.svn/",
+    "/.npmrc",
+    "/.kube/config",
+];
+
+/// Files and folders nobody serves on purpose: backups, logs, tool and editor configuration.
+const RESTRICTED_PATH: [&str; 16] = [
+    ".sql",
+    ".sql.zip",
+    ".sql.gz",
+    ".bak",
+    ".old",
+    ".swp",
+    "debug.log",
+    "error.log",
+    "errors.log",
+    ".ds_store",
+    ".claude/",
+    ".cursor/",
+    ".aider",
+    ".codex/",
+    "id_rsa",
+    ".git/config",
+];
+
+/// A glob (`*`, `?`, `[...]`) matching `text` whole: shells expand `/etc/pa[s]swd` and
+/// `/???/??t` to the files attackers want, so the glob is matched against those names.
+fn glob(p: &[u8], t: &[u8]) -> bool {
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star_p, mut star_t) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() {
+            match p[pi] {
+                b'*' => {
+                    star_p = Some(pi);
+                    star_t = ti;
+                    pi += 1;
+                    continue;
+                }
+                b'?' => {
+                    pi += 1;
+                    ti += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some(end) = p[pi..].iter().position(|c| *c == b']') {
+                        let set = &p[pi + 1..pi + end];
+                        let (neg, set) = match set.first() {
+                            Some(b'!' | b'^') => (true, &set[1..]),
+                            _ => (false, set),
+                        };
+                        let mut hit = false;
+                        let mut i = 0;
+                        while i < set.len() {
+                            if i + 2 < set.len() && set[i + 1] == b'-' {
+                                hit |= (set[i]..=set[i + 2]).contains(&t[ti]);
+                                i += 3;
+                            } else {
+                                hit |= set[i] == t[ti];
+                                i += 1;
+                            }
+                        }
+                        if hit != neg {
+                            pi += end + 1;
+                            ti += 1;
+                            continue;
+                        }
+                    }
+                }
+                c if c == t[ti] => {
+                    pi += 1;
+                    ti += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match star_p {
+            Some(sp) => {
+                pi = sp + 1;
+                star_t += 1;
+                ti = star_t;
+            }
+            None => return false,
+        }
+    }
+    p[pi..].iter().all(|c| *c == b'*')
+}
+
+/// Targets of shell globs: sensitive files and the shells and tools an attacker runs.
+const GLOB_TARGETS: [&str; 10] = [
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/hosts",
+    "/bin/bash",
+    "/bin/sh",
+    "/usr/bin/id",
+    "/usr/bin/uname",
+    "/bin/cat",
+    "/usr/bin/wget",
+    "/usr/bin/curl",
+];
+
+const WRAPPERS: [&str; 10] = [
+    "php://",
+    "file://",
+    "expect://",
+    "phar://",
+    "zip://",
+    "data://",
+    "glob://",
+    "compress.zlib://",
+    "jar:file:",
+    "netdoc://",
+];
+
+/// Whether the value has a `..` path segment (between separators, or at either end next to one).
+fn dot_dot(s: &str) -> usize {
+    let b = s.as_bytes();
+    let mut n = 0;
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] == b'.' && b[i + 1] == b'.' {
+            let before = i == 0 || matches!(b[i - 1], b'/' | b'\\' | b';' | b'=' | b' ' | b':');
+            // `../`, `..\`, and Tomcat's `..;/`.
+            let after = matches!(b.get(i + 2), Some(b'/' | b'\\' | b';'));
+            let end = i + 2 == b.len() && i > 0 && matches!(b[i - 1], b'/' | b'\\');
+            if before && (after || end) {
+                n += 1;
+                i += 2;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    n
+}
+
+pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
+    let l = v.lower.as_ref();
+    if l.len() < 3 {
+        return;
+    }
+    let traversals = dot_dot(l);
+    let path_shaped = !l.contains(' ');
+    if traversals > 0 {
+        // Prose says "../README" once in a while, never "../../" or "..\".
+        let score = if traversals >= 2
+            || l.contains("..\\")
+            || l.contains("..;")
+            || (path_shaped && place != Place::JsonString)
+        {
+            CRITICAL
+        } else {
+            ERROR
+        };
+        out.push(Hit::new(Detector::Traversal, "dot-dot-segment", score, 1));
+    }
+    let slashed = l.replace('\\', "/");
+    let mut sensitive = false;
+    for f in SENSITIVE {
+        if slashed.contains(f) {
+            // A bare mention in prose ("edit /etc/hosts") is weaker than a path-shaped value or a
+            // command around it (`cat /etc/subuid`).
+            let commanded = [
+                "cat ", "type ", "more ", "less ", "head ", "tail ", "nl ", "tac ", "grep ", "cp ",
+                "curl ", "wget ",
+            ]
+            .iter()
+            .any(|c| {
+                slashed.contains(&format!("{c}{}", f.trim_start_matches('/')))
+                    || slashed.contains(&format!("{c}{f}"))
+            });
+            let score = if path_shaped || traversals > 0 || commanded {
+                CRITICAL
+            } else {
+                WARNING
+            };
+            out.push(Hit::new(Detector::Traversal, "sensitive-file", score, 1));
+            sensitive = true;
+            break;
+        }
+    }
+    if !sensitive && path_shaped && slashed.contains(['[', '?', '*']) {
+        // `/etc/pa[s]swd`, `/???/??t /???/p??s??`: every path token tried as a glob.
+        for token in slashed.split([' ', ';', '|', '&', '=', '`', '(', ')']) {
+            if token.starts_with('/')
+                && token.len() <= 64
+                && GLOB_TARGETS
+                    .iter()
+                    .any(|t| glob(token.as_bytes(), t.as_bytes()))
+            {
+                out.push(Hit::new(Detector::Traversal, "glob-path", CRITICAL, 1));
+                sensitive = true;
+                break;
+            }
+        }
+    }
+    if !sensitive && place == Place::Path {
+        // Hidden files and folders (`/.env`, `/.git/config`), backups and logs in request paths.
+        let hidden = slashed.split('/').any(|seg| {
+            seg.starts_with('.') && seg.len() > 1 && seg != ".." && seg != ".well-known"
+        });
+        if RESTRICTED_PATH.iter().any(|r| slashed.contains(r)) {
+            out.push(Hit::new(
+                Detector::Traversal,
+                "restricted-file",
+                CRITICAL,
+                1,
+            ));
+        } else if hidden {
+            out.push(Hit::new(Detector::Traversal, "hidden-file", ERROR, 1));
+        }
+    }
+    for w in WRAPPERS {
+        if let Some(p) = l.find(w) {
+            // `data://` appears in normal URLs only as `data:` without slashes; any wrapper at the
+            // start of a value, or after `=`, is an include.
+            if p == 0 || matches!(l.as_bytes()[p - 1], b'=' | b' ' | b'"' | b'\'') {
+                out.push(Hit::new(Detector::Traversal, "stream-wrapper", CRITICAL, 1));
+                break;
+            }
+        }
+    }
+    // Remote file inclusion: a URL to an IP address, or one ending in `?` (or a NUL) to drop the
+    // suffix the application appends.
+    for scheme in ["http://", "https://", "ftp://", "ftps://"] {
+        if let Some(rest) = l.strip_prefix(scheme) {
+            let host = rest.split(['/', ':', '?', '#']).next().unwrap_or("");
+            let ends_cut = l.ends_with('?') && rest.contains('/');
+            let ip_host = !host.is_empty() && host.bytes().all(|c| c.is_ascii_digit() || c == b'.');
+            if ends_cut && place.is_line_oriented() {
+                out.push(Hit::new(Detector::Traversal, "remote-include", CRITICAL, 1));
+            } else if ends_cut {
+                out.push(Hit::new(Detector::Traversal, "remote-include", WARNING, 2));
+            } else if ip_host && place.is_line_oriented() {
+                out.push(Hit::new(
+                    Detector::Traversal,
+                    "remote-include-ip",
+                    WARNING,
+                    2,
+                ));
+            }
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attack::normalize::{normalize, Encoding};
+
+    fn blocked(s: &str, place: Place, enc: Encoding) -> bool {
+        let mut out = Vec::new();
+        check(&normalize(s, enc), place, &mut out);
+        out.iter()
+            .filter(|h| h.paranoia == 1)
+            .map(|h| h.score)
+            .sum::<u8>()
+            >= 5
+    }
+
+    #[test]
+    fn traversal_in_its_spellings() {
+        for s in [
+            "../../etc/passwd",
+            "..%2f..%2f..%2fetc%2fpasswd",
+            "%2e%2e%2f%2e%2e%2fwindows/win.ini",
+            "..%c0%af..%c0%afetc/shadow",
+            "....//....//etc/passwd",
+            "..\\..\\boot.ini",
+            "php://filter/convert.base64-encode/resource=index.php",
+            "file:///etc/passwd",
+            "http://evil.example/shell.txt?",
+            "/proc/self/environ",
+            "/etc/pa[s]swd",
+            "/???/??t",
+            "..;/admin",
+        ] {
+            assert!(blocked(s, Place::Query, Encoding::Form), "{s}");
+        }
+    }
+
+    #[test]
+    fn ordinary_values_pass() {
+        for s in [
+            "wait... what?",
+            "see ../README for details",
+            "v1.2..v1.3",
+            "https://example.com/page?",
+            "/users/42/orders",
+            "etc/passwd-like names are fine in prose: the etc folder",
+            "/.well-known/openid-configuration",
+        ] {
+            assert!(!blocked(s, Place::JsonString, Encoding::Plain), "{s}");
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Cross-site scripting: libinjection's HTML5 tokeniser decides whether a value would start
+//! script in any HTML context (text, attribute values in each quoting); a few constructs it does
+//! not cover (`javascript:` URLs spelled with whitespace, CSS `expression(`) are matched after
+//! normalisation.
+
+use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR, WARNING};
+
+/// DOM events attackers use; any other `on...=` scores lower.
+const EVENTS: [&str; 24] = [
+    "onload",
+    "onerror",
+    "onclick",
+    "onmouseover",
+    "onmouseenter",
+    "onfocus",
+    "onblur",
+    "onchange",
+    "onsubmit",
+    "onkeydown",
+    "onkeyup",
+    "onkeypress",
+    "oninput",
+    "onanimationstart",
+    "ontoggle",
+    "onpointerover",
+    "onbegin",
+    "onend",
+    "onzoom",
+    "onwheel",
+    "onscroll",
+    "onbeforeunload",
+    "onhashchange",
+    "onmessage",
+];
+
+/// `on<letters>=` preceded by a quote, space or slash, as an injected attribute.
+fn event_handler(l: &str) -> Option<u8> {
+    let b = l.as_bytes();
+    let mut from = 0;
+    while let Some(p) = l[from..].find("on") {
+        let at = from + p;
+        from = at + 2;
+        if at > 0
+            && !matches!(
+                b[at - 1],
+                b' ' | b'"' | b'\'' | b'/' | b'\t' | b'\n' | b'`' | b';'
+            )
+        {
+            continue;
+        }
+        let name_len = b[at..]
+            .iter()
+            .take_while(|c| c.is_ascii_lowercase())
+            .count();
+        if name_len < 5 {
+            continue;
+        }
+        let rest = l[at + name_len..].trim_start();
+        if rest.starts_with('=') {
+            let name = &l[at..at + name_len];
+            return Some(if EVENTS.contains(&name) || name_len > 20 {
+                CRITICAL
+            } else {
+                WARNING
+            });
+        }
+    }
+    None
+}
+
+fn worth_tokenising(v: &Normalized<'_>) -> bool {
+    v.decoded
+        .bytes()
+        .any(|c| matches!(c, b'<' | b'>' | b'=' | b':' | b'`' | b'('))
+}
+
+pub fn check(v: &Normalized<'_>, _place: Place, out: &mut Vec<Hit>) {
+    if worth_tokenising(v) && libinjectionrs::detect_xss(v.decoded.as_bytes()).is_injection() {
+        out.push(Hit::new(Detector::Xss, "libinjection", CRITICAL, 1));
+        return;
+    }
+    // `java\tscript:` and friends: browsers ignore control characters and spaces in schemes.
+    let squeezed: String = v
+        .lower
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect();
+    for scheme in ["javascript:", "vbscript:", "livescript:"] {
+        if squeezed.contains(scheme) {
+            out.push(Hit::new(Detector::Xss, "script-url", CRITICAL, 1));
+            return;
+        }
+    }
+    if squeezed.contains("data:text/html") || squeezed.contains("data:image/svg+xml") {
+        out.push(Hit::new(Detector::Xss, "data-url", CRITICAL, 1));
+        return;
+    }
+    if squeezed.contains("expression(") && squeezed.contains("style")
+        || squeezed.contains("url(javascript")
+        || squeezed.contains("-moz-binding")
+    {
+        out.push(Hit::new(Detector::Xss, "css-script", CRITICAL, 1));
+        return;
+    }
+    let l = v.lower.as_ref();
+    if squeezed.contains("<script") || l.contains("<!--#exec") || l.contains("<!--#include") {
+        out.push(Hit::new(Detector::Xss, "script-tag", CRITICAL, 1));
+        return;
+    }
+    // Event handlers: `" onerror=`, ` onload =`, `/onmouseover=`.
+    if let Some(score) = event_handler(l) {
+        out.push(Hit::new(Detector::Xss, "event-handler", score, 1));
+        return;
+    }
+    // Namespaced tags browsers still run (`<v:vmlframe`, `<x:script`).
+    if let Some(p) = l.find('<') {
+        let tag: String = l[p + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == ':')
+            .collect();
+        if tag.contains(':') && tag.split(':').all(|t| !t.is_empty()) {
+            out.push(Hit::new(Detector::Xss, "namespaced-tag", ERROR, 1));
+        }
+    }
+    // Script reaching into the page: only in code-like text.
+    for dom in [
+        "document.cookie",
+        "document.domain",
+        "document.write",
+        "window.location",
+        "document.location",
+        ".innerhtml",
+        "document.createelement",
+        "document.body",
+    ] {
+        if l.contains(dom) {
+            out.push(Hit::new(Detector::Xss, "dom-access", ERROR, 1));
+            break;
+        }
+    }
+    // Paranoia 2: any tag-like text at all.
+    if let Some(p) = l.find('<') {
+        if l[p + 1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '!') {
+            out.push(Hit::new(Detector::Xss, "html-tag", WARNING, 2));
+            out.push(Hit::new(Detector::Xss, "html-tag-pl3", 2, 3));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attack::normalize::{normalize, Encoding};
+
+    fn blocked(s: &str) -> bool {
+        let mut out = Vec::new();
+        check(&normalize(s, Encoding::Plain), Place::JsonString, &mut out);
+        out.iter().any(|h| h.paranoia == 1 && h.score >= 5)
+    }
+
+    #[test]
+    fn script_is_caught_in_its_spellings() {
+        for s in [
+            "<script>alert(1)</script>",
+            "<img src=x onerror=alert(1)>",
+            "\"><svg/onload=alert(1)>",
+            "javascript:alert(document.cookie)",
+            "java\tscript:alert(1)",
+            "&lt;script&gt;alert(1)&lt;/script&gt;",
+            "＜script＞alert(1)＜/script＞",
+            "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+        ] {
+            assert!(blocked(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn ordinary_text_passes() {
+        for s in [
+            "x < y and y > z",
+            "<b>bold</b> and *markdown*",
+            "a=b",
+            "time: 10:30",
+            "f(x) = 2x",
+            "smile :)",
+            "see https://example.com/a?b=c",
+        ] {
+            assert!(!blocked(s), "{s}");
+        }
+    }
+}

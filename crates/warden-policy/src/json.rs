@@ -1,0 +1,657 @@
+//! A small, strict JSON scanner that reports every key and scalar with its path and byte span,
+//! without building a tree, and a splicer that rewrites chosen spans in the original text.
+//!
+//! Why not `serde_json::Value`: data protection rewrites a handful of leaves in a response, and
+//! re-serialising a tree would reformat every number (`1.10` → `1.1`), reorder nothing but cost an
+//! allocation per node; attack detection only reads. Both want paths (`user.cards[0].number`) and
+//! spans, which a tree does not keep. The scanner accepts exactly RFC 8259 JSON (what `serde_json`
+//! accepts), runs in linear time and stops at a depth limit instead of recursing without bound.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+/// One step of a path: an object key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg<'a> {
+    Key(Cow<'a, str>),
+    Index(usize),
+}
+
+/// A path as the scanner sees it; `Display` renders `a.b[0]["odd key"]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Path<'p, 'a>(pub &'p [Seg<'a>]);
+
+impl Path<'_, '_> {
+    /// The innermost object key, if the leaf sits under one (`[0]` steps are skipped).
+    pub fn last_key(&self) -> Option<&str> {
+        self.0.iter().rev().find_map(|s| match s {
+            Seg::Key(k) => Some(k.as_ref()),
+            Seg::Index(_) => None,
+        })
+    }
+}
+
+impl fmt::Display for Path<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("$");
+        }
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Index(n) => write!(f, "[{n}]")?,
+                Seg::Key(k) => {
+                    let plain = !k.is_empty()
+                        && k.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                    if plain {
+                        if i > 0 {
+                            f.write_str(".")?;
+                        }
+                        f.write_str(k)?;
+                    } else {
+                        // Keys are data: render them escaped so a path never splits a log line.
+                        write!(f, "[{}]", escape_key(k))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn escape_key(k: &str) -> String {
+    let mut out = String::with_capacity(k.len() + 2);
+    out.push('"');
+    for c in k.chars().take(64) {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A scalar value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar<'a> {
+    /// The decoded string (escapes resolved).
+    Str(Cow<'a, str>),
+    /// The number exactly as written.
+    Num(&'a str),
+    Bool(bool),
+    Null,
+}
+
+/// What the scanner reports, in document order.
+#[derive(Debug)]
+pub enum Event<'e, 'a> {
+    /// An object key. `path` is the object's path; `span` covers the key's quotes.
+    Key {
+        path: Path<'e, 'a>,
+        key: &'e str,
+        span: Range<usize>,
+    },
+    /// A scalar. `span` covers the value as written (quotes included); `member` covers
+    /// `"key": value` when the scalar is an object member, for removing the whole member.
+    Leaf {
+        path: Path<'e, 'a>,
+        value: &'e Scalar<'a>,
+        span: Range<usize>,
+        member: Option<Range<usize>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonError {
+    #[error("invalid JSON at byte {at}: {what}")]
+    Syntax { at: usize, what: &'static str },
+    #[error("JSON nested deeper than {limit} levels")]
+    TooDeep { limit: usize },
+}
+
+/// What a scan saw, for limits and statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shape {
+    pub max_depth: usize,
+    pub max_array_len: usize,
+    pub max_string_len: usize,
+    pub leaves: usize,
+}
+
+/// Scans `input`, calling `on` for every key and scalar. Fails on the first syntax error, or when
+/// nesting passes `max_depth`.
+pub fn walk<'a>(
+    input: &'a str,
+    max_depth: usize,
+    mut on: impl FnMut(Event<'_, 'a>),
+) -> Result<Shape, JsonError> {
+    let mut s = Scanner {
+        b: input.as_bytes(),
+        src: input,
+        i: 0,
+        path: Vec::new(),
+        max_depth,
+        shape: Shape::default(),
+    };
+    s.ws();
+    s.value(&mut on, None)?;
+    s.ws();
+    if s.i != s.b.len() {
+        return Err(s.err("trailing characters after the JSON value"));
+    }
+    Ok(s.shape)
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    src: &'a str,
+    i: usize,
+    path: Vec<Seg<'a>>,
+    max_depth: usize,
+    shape: Shape,
+}
+
+impl<'a> Scanner<'a> {
+    fn err(&self, what: &'static str) -> JsonError {
+        JsonError::Syntax { at: self.i, what }
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn expect(&mut self, c: u8, what: &'static str) -> Result<(), JsonError> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(self.err(what))
+        }
+    }
+
+    /// `member_start`: where the `"key"` of the enclosing member began, if any.
+    fn value(
+        &mut self,
+        on: &mut impl FnMut(Event<'_, 'a>),
+        member_start: Option<usize>,
+    ) -> Result<(), JsonError> {
+        let start = self.i;
+        match self.peek() {
+            Some(b'{') => self.object(on),
+            Some(b'[') => self.array(on),
+            Some(b'"') => {
+                let v = Scalar::Str(self.string()?);
+                self.leaf(on, &v, start, member_start);
+                Ok(())
+            }
+            Some(b't') => self.literal(b"true", Scalar::Bool(true), on, member_start),
+            Some(b'f') => self.literal(b"false", Scalar::Bool(false), on, member_start),
+            Some(b'n') => self.literal(b"null", Scalar::Null, on, member_start),
+            Some(b'-' | b'0'..=b'9') => {
+                self.number()?;
+                let v = Scalar::Num(&self.src[start..self.i]);
+                self.leaf(on, &v, start, member_start);
+                Ok(())
+            }
+            Some(_) => Err(self.err("expected a value")),
+            None => Err(self.err("unexpected end of input")),
+        }
+    }
+
+    fn leaf(
+        &mut self,
+        on: &mut impl FnMut(Event<'_, 'a>),
+        v: &Scalar<'a>,
+        start: usize,
+        member_start: Option<usize>,
+    ) {
+        self.shape.leaves += 1;
+        on(Event::Leaf {
+            path: Path(&self.path),
+            value: v,
+            span: start..self.i,
+            member: member_start.map(|m| m..self.i),
+        });
+    }
+
+    fn literal(
+        &mut self,
+        word: &'static [u8],
+        v: Scalar<'a>,
+        on: &mut impl FnMut(Event<'_, 'a>),
+        member_start: Option<usize>,
+    ) -> Result<(), JsonError> {
+        let start = self.i;
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            self.leaf(on, &v, start, member_start);
+            Ok(())
+        } else {
+            Err(self.err("expected true, false or null"))
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), JsonError> {
+        let depth = self.path.len() + 1;
+        if depth > self.max_depth {
+            return Err(JsonError::TooDeep {
+                limit: self.max_depth,
+            });
+        }
+        self.shape.max_depth = self.shape.max_depth.max(depth);
+        Ok(())
+    }
+
+    fn object(&mut self, on: &mut impl FnMut(Event<'_, 'a>)) -> Result<(), JsonError> {
+        self.enter()?;
+        self.i += 1;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected an object key"));
+            }
+            let key_start = self.i;
+            let key = self.string()?;
+            on(Event::Key {
+                path: Path(&self.path),
+                key: &key,
+                span: key_start..self.i,
+            });
+            self.ws();
+            self.expect(b':', "expected `:` after an object key")?;
+            self.ws();
+            self.path.push(Seg::Key(key));
+            // A scalar member reports its own span; containers report their leaves.
+            self.value(on, Some(key_start))?;
+            self.path.pop();
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected `,` or `}` in an object")),
+            }
+        }
+    }
+
+    fn array(&mut self, on: &mut impl FnMut(Event<'_, 'a>)) -> Result<(), JsonError> {
+        self.enter()?;
+        self.i += 1;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(());
+        }
+        let mut n = 0;
+        loop {
+            self.ws();
+            self.path.push(Seg::Index(n));
+            self.value(on, None)?;
+            self.path.pop();
+            n += 1;
+            self.shape.max_array_len = self.shape.max_array_len.max(n);
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected `,` or `]` in an array")),
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<(), JsonError> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(self.err("expected a digit")),
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.err("expected a digit after `.`"));
+            }
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.err("expected a digit in the exponent"));
+            }
+            self.digits();
+        }
+        Ok(())
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    /// A string starting at the opening quote; returns its decoded content.
+    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
+        self.i += 1;
+        let start = self.i;
+        // Fast path: no escapes.
+        loop {
+            match self.peek() {
+                None => return Err(self.err("unterminated string")),
+                Some(b'"') => {
+                    let s = &self.src[start..self.i];
+                    self.i += 1;
+                    self.shape.max_string_len = self.shape.max_string_len.max(s.len());
+                    return Ok(Cow::Borrowed(s));
+                }
+                Some(b'\\') => break,
+                Some(0..=0x1f) => return Err(self.err("control character in a string")),
+                Some(_) => self.i += 1,
+            }
+        }
+        let mut out = String::from(&self.src[start..self.i]);
+        loop {
+            match self.peek() {
+                None => return Err(self.err("unterminated string")),
+                Some(b'"') => {
+                    self.i += 1;
+                    self.shape.max_string_len = self.shape.max_string_len.max(out.len());
+                    return Ok(Cow::Owned(out));
+                }
+                Some(0..=0x1f) => return Err(self.err("control character in a string")),
+                Some(b'\\') => {
+                    self.i += 1;
+                    let c = match self.peek() {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => {
+                            self.i += 1;
+                            let hi = self.hex4()?;
+                            let c = if (0xD800..0xDC00).contains(&hi) {
+                                if !self.b[self.i..].starts_with(b"\\u") {
+                                    return Err(self.err("lone surrogate in a \\u escape"));
+                                }
+                                self.i += 2;
+                                let lo = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return Err(self.err("invalid surrogate pair"));
+                                }
+                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                            } else if (0xDC00..0xE000).contains(&hi) {
+                                return Err(self.err("lone surrogate in a \\u escape"));
+                            } else {
+                                hi
+                            };
+                            out.push(char::from_u32(c).ok_or_else(|| self.err("bad escape"))?);
+                            continue;
+                        }
+                        _ => return Err(self.err("invalid escape")),
+                    };
+                    self.i += 1;
+                    out.push(c);
+                }
+                Some(_) => {
+                    // Copy one whole UTF-8 character.
+                    let ch = self.src[self.i..].chars().next().expect("in bounds");
+                    out.push(ch);
+                    self.i += ch.len_utf8();
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let digits = self
+            .b
+            .get(self.i..self.i + 4)
+            .ok_or_else(|| self.err("short \\u escape"))?;
+        let mut v = 0u32;
+        for &d in digits {
+            v = v * 16
+                + (d as char)
+                    .to_digit(16)
+                    .ok_or_else(|| self.err("bad \\u escape"))?;
+        }
+        self.i += 4;
+        Ok(v)
+    }
+}
+
+/// One change to the original text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub span: Range<usize>,
+    pub replacement: String,
+}
+
+impl Edit {
+    /// Removes an object member (`member` span from [`Event::Leaf`]) together with one adjacent
+    /// comma, so the result stays valid JSON.
+    pub fn remove_member(text: &str, member: Range<usize>) -> Edit {
+        let b = text.as_bytes();
+        let skip_ws_fwd = |mut i: usize| {
+            while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+                i += 1;
+            }
+            i
+        };
+        let after = skip_ws_fwd(member.end);
+        if b.get(after) == Some(&b',') {
+            return Edit {
+                span: member.start..skip_ws_fwd(after + 1),
+                replacement: String::new(),
+            };
+        }
+        let mut before = member.start;
+        while before > 0 && matches!(b[before - 1], b' ' | b'\t' | b'\n' | b'\r') {
+            before -= 1;
+        }
+        if before > 0 && b[before - 1] == b',' {
+            return Edit {
+                span: before - 1..member.end,
+                replacement: String::new(),
+            };
+        }
+        Edit {
+            span: member,
+            replacement: String::new(),
+        }
+    }
+}
+
+/// A JSON string literal for `s`.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Applies non-overlapping edits (any order) to `text`. Overlapping edits keep the first by
+/// position and drop the rest.
+pub fn splice(text: &str, mut edits: Vec<Edit>) -> String {
+    edits.sort_by_key(|e| (e.span.start, e.span.end));
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for e in edits {
+        if e.span.start < at {
+            continue;
+        }
+        out.push_str(&text[at..e.span.start]);
+        out.push_str(&e.replacement);
+        at = e.span.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaves(text: &str) -> Vec<(String, Scalar<'_>, String)> {
+        let mut out = Vec::new();
+        walk(text, 64, |e| {
+            if let Event::Leaf {
+                path, value, span, ..
+            } = e
+            {
+                out.push((path.to_string(), value.clone(), text[span].to_string()));
+            }
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn paths_values_and_spans() {
+        let text = r#" {"a": {"b": [1, "x\"y", true]}, "we ird": null, "n": -1.5e3 } "#;
+        let got = leaves(text);
+        assert_eq!(
+            got,
+            vec![
+                ("a.b[0]".into(), Scalar::Num("1"), "1".into()),
+                (
+                    "a.b[1]".into(),
+                    Scalar::Str("x\"y".into()),
+                    r#""x\"y""#.into()
+                ),
+                ("a.b[2]".into(), Scalar::Bool(true), "true".into()),
+                (r#"["we ird"]"#.into(), Scalar::Null, "null".into()),
+                ("n".into(), Scalar::Num("-1.5e3"), "-1.5e3".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn escapes_and_surrogates_decode() {
+        let got = leaves(r#"["\u00e9\ud83d\ude00\n\/"]"#);
+        assert_eq!(got[0].1, Scalar::Str("é😀\n/".into()));
+    }
+
+    #[test]
+    fn invalid_json_is_refused() {
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\":1,}",
+            "01",
+            "1.",
+            "-",
+            "\"\\x\"",
+            "\"a\nb\"",
+            "[1] x",
+            "{a:1}",
+            "\"\\ud800\"",
+            "tru",
+            "[\"\\u12\"]",
+        ] {
+            assert!(walk(bad, 64, |_| {}).is_err(), "{bad:?}");
+        }
+        for good in ["0", "-0.5E+2", "\"\"", "[]", "{}", " [ { } , [ ] ] "] {
+            assert!(walk(good, 64, |_| {}).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let deep = "[".repeat(100) + &"]".repeat(100);
+        assert_eq!(
+            walk(&deep, 64, |_| {}),
+            Err(JsonError::TooDeep { limit: 64 })
+        );
+        assert_eq!(walk(&deep, 100, |_| {}).unwrap().max_depth, 100);
+    }
+
+    #[test]
+    fn splice_replaces_and_removes_members() {
+        let text = r#"{"a": "secret", "b": 2, "c": 3}"#;
+        let mut edits = Vec::new();
+        walk(text, 8, |e| {
+            if let Event::Leaf {
+                path, member, span, ..
+            } = e
+            {
+                match path.last_key() {
+                    Some("a") => edits.push(Edit {
+                        span,
+                        replacement: quote("***"),
+                    }),
+                    Some("c") => edits.push(Edit::remove_member(text, member.unwrap())),
+                    _ => {}
+                }
+            }
+        })
+        .unwrap();
+        let out = splice(text, edits);
+        assert_eq!(out, r#"{"a": "***", "b": 2}"#);
+        assert!(walk(&out, 8, |_| {}).is_ok());
+        // Removing the only member, or the first of several.
+        let one = r#"{ "x": 1 }"#;
+        assert_eq!(splice(one, vec![Edit::remove_member(one, 2..8)]), "{  }");
+        let first = r#"{"x": 1,  "y": 2}"#;
+        assert_eq!(
+            splice(first, vec![Edit::remove_member(first, 1..7)]),
+            r#"{"y": 2}"#
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_serde_json(text in r#"[\[\]{}",:0-9a-z\\ .eE+-]{0,60}"#) {
+            let ours = walk(&text, 128, |_| {}).is_ok();
+            let theirs = serde_json::from_str::<serde_json::Value>(&text).is_ok();
+            proptest::prop_assert_eq!(ours, theirs, "{}", text);
+        }
+
+        #[test]
+        fn string_leaves_match_serde_json(v in proptest::collection::vec("\\PC{0,12}", 0..6)) {
+            let text = serde_json::to_string(&v).unwrap();
+            let mut got = Vec::new();
+            walk(&text, 8, |e| if let Event::Leaf { value: Scalar::Str(s), .. } = e { got.push(s.to_string()) }).unwrap();
+            proptest::prop_assert_eq!(got, v);
+        }
+    }
+}
