@@ -19,8 +19,10 @@ use http::uri::Scheme;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+mod attack;
 mod auth;
 mod protection;
+pub use attack::*;
 pub use auth::*;
 pub use protection::*;
 
@@ -49,6 +51,9 @@ pub struct Config {
     /// Who may call: JWT issuers, signing partners, consumers, lockout, login operations.
     #[serde(default)]
     pub auth: Auth,
+    /// Injection, traversal, SSRF and other attacks in requests. On and blocking by default.
+    #[serde(default)]
+    pub attack_detection: AttackDetection,
     /// Personal and secret data in responses: found, masked, reported. On by default.
     #[serde(default)]
     pub data_protection: DataProtection,
@@ -312,6 +317,9 @@ pub struct RouteConfig {
     /// Set to `false` to pass this route's responses without personal-data protection.
     #[serde(default = "yes")]
     pub data_protection: bool,
+    /// Changes to `attack_detection` for this route (mode, paranoia, threshold).
+    #[serde(default)]
+    pub attack_detection: RouteAttackDetection,
 }
 
 fn yes() -> bool {
@@ -569,6 +577,17 @@ impl Config {
         if let Some(problem) = self.data_protection.validate() {
             return Some(problem);
         }
+        if let Some(problem) = self.attack_detection.validate() {
+            return Some(problem);
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            if let Some(problem) = r
+                .attack_detection
+                .validate(&format!("routes[{i}].attack_detection"))
+            {
+                return Some(problem);
+            }
+        }
         if let Some(problem) = self.auth.validate() {
             return Some(problem);
         }
@@ -596,16 +615,30 @@ impl Config {
                 }
             }
         }
-        for (i, rule) in self.data_protection.rules.iter().enumerate() {
-            if let Some(r) = rule
-                .routes
+        let route_lists = self
+            .data_protection
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("data_protection.rules[{i}].routes"), &r.routes))
+            .chain(
+                self.attack_detection
+                    .exclusions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        (
+                            format!("attack_detection.exclusions[{i}].routes"),
+                            &e.routes,
+                        )
+                    }),
+            );
+        for (field, routes) in route_lists {
+            if let Some(r) = routes
                 .iter()
                 .find(|r| !(0..self.routes.len()).any(|j| &self.route_name(j) == *r))
             {
-                return Some((
-                    format!("data_protection.rules[{i}].routes"),
-                    format!("no route is named `{r}`"),
-                ));
+                return Some((field, format!("no route is named `{r}`")));
             }
         }
         let mut seen = Vec::new();

@@ -50,7 +50,7 @@ pub struct RequestCtx {
 pub use warden_policy::auth::Identity;
 
 /// One thing a check noticed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Finding {
     /// The check that found it (`data_protection`, `error_scrubbing`, ...).
     pub check: &'static str,
@@ -60,6 +60,11 @@ pub struct Finding {
     pub location: String,
     /// What was done about it: `mask`, `alert`, `block`, ...
     pub action: &'static str,
+    /// The detector's rule, where a check has several per kind (`libinjection`, `metadata-host`).
+    pub rule: &'static str,
+    /// The decodings the value needed before it read as an attack (`url-decode`, `html-entities`):
+    /// heavy encoding is itself a sign of evasion.
+    pub transforms: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

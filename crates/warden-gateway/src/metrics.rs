@@ -39,6 +39,15 @@ pub struct UpstreamErrorLabels {
     pub kind: &'static str,
 }
 
+/// `kind` is a data class or detector id and `action` what was done: both from fixed lists.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FindingLabels {
+    pub route: Arc<str>,
+    pub check: &'static str,
+    pub kind: String,
+    pub action: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
@@ -52,6 +61,7 @@ pub struct Metrics {
     pub rejected_connections: Counter,
     pub in_flight: Gauge,
     pub reloads: Family<ResultLabels, Counter>,
+    pub findings: Family<FindingLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -69,6 +79,7 @@ impl Metrics {
         let rejected_connections = Counter::default();
         let in_flight = Gauge::default();
         let reloads = Family::<ResultLabels, Counter>::default();
+        let findings = Family::<FindingLabels, Counter>::default();
         registry.register_collector(Box::new(requests.clone()));
         registry.register(
             "upstream_errors",
@@ -95,6 +106,11 @@ impl Metrics {
             "Config reload attempts, by result",
             reloads.clone(),
         );
+        registry.register(
+            "findings",
+            "What the checks found (attacks in requests, personal data in responses), by action",
+            findings.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -103,6 +119,7 @@ impl Metrics {
             rejected_connections,
             in_flight,
             reloads,
+            findings,
         }
     }
 

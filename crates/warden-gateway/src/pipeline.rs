@@ -154,6 +154,12 @@ impl Pipeline {
                 services.clone(),
             )));
         }
+        // Attacks in what the request carries. After identity: an unauthenticated request is
+        // refused without being read, and a route's consumer is known to the audit.
+        let attacks = checks::attack_detection::AttackDetectionCheck::new(config);
+        if attacks.active() {
+            checks.push(Arc::new(attacks));
+        }
         // Response side, in the order a response is rewritten: scrub a leaky error first (its
         // body is then ours, nothing to mask), then mask personal data, then add headers.
         if config.error_scrubbing.mode != crate::config::ScrubMode::Off {

@@ -403,6 +403,18 @@ fn finish(
             },
             elapsed.as_secs_f64(),
         );
+        for f in &ctx.findings {
+            conn.shared
+                .metrics
+                .findings
+                .get_or_create(&crate::metrics::FindingLabels {
+                    route: route.clone(),
+                    check: f.check,
+                    kind: f.kind.clone(),
+                    action: f.action,
+                })
+                .inc();
+        }
         let outcome = Outcome {
             status,
             bytes_in: stats.bytes.load(Ordering::Relaxed),
@@ -436,7 +448,7 @@ fn finish(
     Response::from_parts(parts, body.boxed_unsync())
 }
 
-/// `kind@location:action` for each finding, comma-separated, at most ten: enough for a log line,
+/// `kind@location:action[decodings]` for each finding, comma-separated, at most ten: enough for a log line,
 /// never a value.
 struct FindingsSummary<'a>(&'a [crate::context::Finding]);
 
@@ -447,6 +459,9 @@ impl std::fmt::Display for FindingsSummary<'_> {
                 f.write_str(",")?;
             }
             write!(f, "{}@{}:{}", x.kind, x.location, x.action)?;
+            if !x.transforms.is_empty() {
+                write!(f, "[{}]", x.transforms.join("+"))?;
+            }
         }
         if self.0.len() > 10 {
             write!(f, ",+{}", self.0.len() - 10)?;

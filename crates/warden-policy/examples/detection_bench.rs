@@ -110,7 +110,7 @@ fn yaml_str(v: &serde_yaml::Value) -> String {
 }
 
 /// (class, is_attack, request) for every usable CRS test.
-fn crs_tests(dir: &Path) -> (Vec<(&'static str, bool, Req)>, usize) {
+fn crs_tests(dir: &Path) -> (Vec<(&'static str, bool, Req, String)>, usize) {
     let mut out = Vec::new();
     let mut skipped = 0;
     let Ok(folders) = std::fs::read_dir(dir) else {
@@ -140,6 +140,7 @@ fn crs_tests(dir: &Path) -> (Vec<(&'static str, bool, Req)>, usize) {
             ) else {
                 continue;
             };
+            let rule = yaml_str(&doc["rule_id"]);
             for test in doc["tests"].as_sequence().into_iter().flatten() {
                 for stage in test["stages"].as_sequence().into_iter().flatten() {
                     let stage = if stage["stage"].is_mapping() {
@@ -172,7 +173,7 @@ fn crs_tests(dir: &Path) -> (Vec<(&'static str, bool, Req)>, usize) {
                         headers,
                         body: yaml_str(&input["data"]),
                     };
-                    out.push((class, expect, req));
+                    out.push((class, expect, req, rule.clone()));
                 }
             }
         }
@@ -289,9 +290,20 @@ fn main() {
         }
     }
     let (tests, skipped) = crs_tests(&corpus.join("crs-regression"));
-    for (class, attack, req) in &tests {
+    // DETECTION_TSV=FILE: one line per CRS test (rule, class, attack?, flagged at PL1..4), for
+    // looking at the results by rule.
+    let mut tsv = std::env::var_os("DETECTION_TSV").map(|p| std::fs::File::create(p).unwrap());
+    for (class, attack, req, rule) in &tests {
+        if let Some(f) = tsv.as_mut() {
+            use std::io::Write;
+            let flags: Vec<String> = levels
+                .iter()
+                .map(|s| u8::from(inspect(req, s) >= s.threshold).to_string())
+                .collect();
+            writeln!(f, "{rule}\t{class}\t{attack}\t{}", flags.join("\t")).unwrap();
+        }
         let label = format!(
-            "{} {} | {}",
+            "[{rule}] {} {} | {}",
             req.uri,
             req.headers
                 .iter()

@@ -382,6 +382,19 @@ fn demo_starts_and_protects_the_example_api() {
         body.contains("upstream-error") && !body.contains("Traceback"),
         "{body}"
     );
+    // An injection never reaches it.
+    let (status, body) = http_raw(
+        gw,
+        "GET",
+        "/search?q=x%27%20UNION%20SELECT%20password%20FROM%20users--",
+        &key,
+        "",
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("attack-detected") && !body.contains("UNION"),
+        "{body}"
+    );
     // The API's own login: unknown user and wrong password look alike; a real login's token
     // works afterwards, a never-issued one does not.
     let login = |user: &str, pass: &str| {
@@ -486,7 +499,7 @@ fn canned_upstream(answers: Vec<(&'static str, u16, &'static str, String)>) -> S
 }
 
 #[test]
-fn quick_mode_masks_personal_data_and_scrubs_leaky_errors() {
+fn quick_mode_blocks_attacks_masks_personal_data_and_scrubs_leaky_errors() {
     // What an outside check does: quick mode, no config, a JSON API that leaks.
     let dir = temp_dir("quickpii");
     let id = "11010519491231002X";
@@ -551,6 +564,22 @@ fn quick_mode_masks_personal_data_and_scrubs_leaky_errors() {
     // The access log names what was found and where, never the value.
     let line = gw.wait_for("card@body.card:mask");
     assert!(!line.contains(card), "{line}");
+    // Attack detection is on and blocking without a config; the log says what and where.
+    let (s, _, body) = http_with_head(
+        addr,
+        "/valid?next=%253Cscript%253Ealert(1)%253C%252Fscript%253E",
+    );
+    assert_eq!(s, 403, "{body}");
+    assert!(
+        body.contains("attack-detected") && !body.contains("alert("),
+        "{body}"
+    );
+    let line = gw.wait_for("xss@query.next:block");
+    assert!(
+        line.contains("url-decode"),
+        "the decodings are recorded: {line}"
+    );
+    assert!(!line.contains("alert("), "{line}");
     gw.signal("TERM");
     gw.wait_exit();
 }

@@ -49,6 +49,7 @@ impl DataProtectionCheck {
             kind: f.class_id().to_string(),
             location: f.location,
             action: f.action,
+            ..Default::default()
         }));
     }
 
@@ -62,6 +63,7 @@ impl DataProtectionCheck {
             kind: why.to_string(),
             location: "body".into(),
             action,
+            ..Default::default()
         });
         match self.on_error {
             OnError::Block => Verdict::reject(ProblemKind::UpstreamError, "data-protection-failed"),
@@ -201,6 +203,7 @@ impl Check for DataProtectionCheck {
                 kind: "non-json".into(),
                 location: "body".into(),
                 action: "block",
+                ..Default::default()
             });
             return Verdict::reject(ProblemKind::UpstreamError, "response-not-inspectable");
         }
@@ -244,6 +247,7 @@ impl Check for DataProtectionCheck {
             kind: "uninspected".into(),
             location: "body".into(),
             action,
+            ..Default::default()
         });
         match self.oversized {
             Oversized::Pass => Verdict::Continue,

@@ -63,6 +63,7 @@ impl Check for ErrorScrubbing {
             kind: kind.to_string(),
             location: "body".into(),
             action: "replace",
+            ..Default::default()
         });
         let rejection = Rejection::new(ProblemKind::UpstreamError, "upstream-error-scrubbed");
         let doc = crate::problem::document(&rejection, head.status.as_u16(), &ctx.request_id);
@@ -78,6 +79,7 @@ impl Check for ErrorScrubbing {
             kind: "oversized-error".into(),
             location: "body".into(),
             action: "replace",
+            ..Default::default()
         });
         Verdict::reject(ProblemKind::UpstreamError, "upstream-error-scrubbed")
     }

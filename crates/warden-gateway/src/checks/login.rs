@@ -129,6 +129,7 @@ impl Check for LoginGuard {
                 kind: "login-locked-out".into(),
                 location: "body".into(),
                 action: "block",
+                ..Default::default()
             });
             return Self::uniform("locked-out");
         }

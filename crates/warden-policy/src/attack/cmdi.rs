@@ -123,6 +123,29 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     }
 }
 
+/// A backtick at `at` that opens inline code in free text: the value is prose (several words
+/// outside the backticks), the backtick follows a space, and a closing one follows.
+fn markdown_code(l: &str, at: usize, place: Place) -> bool {
+    if !matches!(place, Place::JsonString | Place::Body) || at == 0 {
+        return false;
+    }
+    if !l[..at].ends_with(' ') || !l[at + 1..].contains('`') {
+        return false;
+    }
+    let mut inside = false;
+    let mut words = 0;
+    for part in l.split('`') {
+        if !inside {
+            words += part
+                .split_whitespace()
+                .filter(|w| w.len() > 1 && w.bytes().all(|b| b.is_ascii_alphabetic()))
+                .count();
+        }
+        inside = !inside;
+    }
+    words >= 3
+}
+
 fn check_view(l: &str, place: Place, out: &mut Vec<Hit>) {
     for ps in POWERSHELL {
         if l.contains(ps) {
@@ -179,7 +202,12 @@ fn check_view(l: &str, place: Place, out: &mut Vec<Hit>) {
         if let Some(p) = l.find(open) {
             let (word, rest) = command_word(&l[p + open.len()..]);
             if RARE.contains(&word) || (WORDLIKE.contains(&word) && attacker_args(word, rest)) {
-                out.push(Hit::new(Detector::Cmdi, "substitution", CRITICAL, 1));
+                if open == "`" && markdown_code(l, p, place) {
+                    // Markdown's inline code (`ls -la`) in a sentence: only at paranoia 2.
+                    out.push(Hit::new(Detector::Cmdi, "substitution-in-prose", ERROR, 2));
+                } else {
+                    out.push(Hit::new(Detector::Cmdi, "substitution", CRITICAL, 1));
+                }
                 return;
             }
         }

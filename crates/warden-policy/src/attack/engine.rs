@@ -178,7 +178,10 @@ impl<'s> Inspector<'s> {
             self.report.incomplete = true;
             return;
         }
-        let allowed = (self.budget - self.report.inspected).min(raw.len());
+        let mut allowed = (self.budget - self.report.inspected).min(raw.len());
+        while !raw.is_char_boundary(allowed) {
+            allowed -= 1;
+        }
         self.report.inspected += allowed;
         if allowed < raw.len() {
             self.report.incomplete = true;
@@ -537,6 +540,22 @@ mod tests {
                 i.text(&s);
             }
             let _ = i.finish();
+        }
+
+        /// Any budget, any text (multi-byte characters straddling the budget and the windows).
+        #[test]
+        fn any_budget_cuts_on_characters(
+            s in "(\\PC|é|😀|%){0,200}",
+            budget in 0usize..400,
+            repeat in 1usize..200,
+        ) {
+            let settings = Settings::default();
+            let mut i = Inspector::new(&settings, budget);
+            let long = s.repeat(repeat);
+            i.text(&long);
+            i.params(&long, true);
+            let r = i.finish();
+            proptest::prop_assert!(r.inspected <= budget);
         }
     }
 }

