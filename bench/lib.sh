@@ -1,6 +1,7 @@
 # Shared pieces of the wrk benchmarks: sourced by bench/*.sh, not run on its own.
 # Provides: $work (a temp folder removed on exit), start_bg CMD... (killed on exit), free_port,
-# wait_http PORT [PATH], cpu_ticks PID..., measure PORT PATH PID... and nginx_static PORT FILE.
+# wait_http PORT [PATH], cpu_ticks PID..., measure PORT PATH PID..., nginx_static PORT FILE and
+# nginx_ok PORT.
 
 set -euo pipefail
 work=$(mktemp -d)
@@ -37,13 +38,15 @@ cpu_ticks() {
   echo "$total"
 }
 
-# measure PORT PATH [PID...]: one wrk run (wrk -t1, $CONNS connections, $DUR seconds).
+# measure PORT PATH [PID...]: one wrk run (wrk -t1, $CONNS connections, $DUR seconds; extra wrk
+# options, such as a request script, in $WRK_ARGS).
 # Prints: req/s p50_ms p99_ms non2xx cpu_us_per_request MB_per_s (cpu of the given PIDs; 0 if none).
 measure() {
   local port=$1 path=$2; shift 2
   local before after out
   before=$(cpu_ticks "$@")
-  out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port$path")
+  # shellcheck disable=SC2086
+  out=$(wrk ${WRK_ARGS:-} -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port$path")
   after=$(cpu_ticks "$@")
   python3 - "$out" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
 import re, sys
@@ -75,6 +78,27 @@ http {
   server {
     listen 127.0.0.1:$port;
     location / { default_type application/json; root $(dirname "$file"); try_files /$(basename "$file") =404; }
+  }
+}
+NGINX
+  start_bg nginx -c "$conf" -p "$work" -g 'daemon off;'
+}
+
+# nginx_ok PORT: an nginx (1 worker) answering every request, whatever its method and body, with
+# a small JSON document.
+nginx_ok() {
+  local port=$1 conf="$work/ok-$1.conf"
+  cat >"$conf" <<NGINX
+worker_processes 1;
+pid $work/ok-$port.pid;
+error_log $work/ok-$port-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$port;
+    location / { default_type application/json; return 200 '{"ok":true}'; }
   }
 }
 NGINX

@@ -35,7 +35,11 @@ struct Req {
 }
 
 fn inspect(req: &Req, settings: &Settings) -> u32 {
-    let mut i = Inspector::new(settings, 1 << 20);
+    inspect_with_budget(req, settings, 1 << 20)
+}
+
+fn inspect_with_budget(req: &Req, settings: &Settings, budget: usize) -> u32 {
+    let mut i = Inspector::new(settings, budget);
     let (path, query) = req.uri.split_once('?').unwrap_or((&req.uri, ""));
     i.path(path);
     i.params(query, false);
@@ -251,6 +255,10 @@ fn main() {
         cost(&levels[0]);
         return;
     }
+    if args.iter().any(|a| a == "--linearity") {
+        linearity(&levels[3]);
+        return;
+    }
     let mut attacks: BTreeMap<String, Tally> = BTreeMap::new();
     let mut legit: BTreeMap<String, Tally> = BTreeMap::new();
     let mut crs_negative: BTreeMap<String, Tally> = BTreeMap::new();
@@ -300,7 +308,15 @@ fn main() {
                 .iter()
                 .map(|s| u8::from(inspect(req, s) >= s.threshold).to_string())
                 .collect();
-            writeln!(f, "{rule}\t{class}\t{attack}\t{}", flags.join("\t")).unwrap();
+            let body: String = req.body.chars().take(300).collect();
+            writeln!(
+                f,
+                "{rule}\t{class}\t{attack}\t{}\t{}\t{}",
+                flags.join("\t"),
+                req.uri,
+                body.replace(['\n', '\r', '\t'], " ")
+            )
+            .unwrap();
         }
         let label = format!(
             "[{rule}] {} {} | {}",
@@ -494,6 +510,7 @@ fn main() {
     println!("\n{skipped} CRS test stages skipped (raw encoded requests, or no expectation).");
 
     cost(&levels[0]);
+    linearity(&levels[3]);
     if show_misses {
         for (k, t) in &attacks {
             println!("\n### missed at PL1: {k}");
@@ -513,34 +530,98 @@ fn main() {
 /// The cost of inspecting a typical request with a 1 KB JSON body, with its request line and
 /// headers.
 fn cost(settings: &Settings) {
-    let body = serde_json::json!({
-        "customer": {"name": "Mary O'Brien", "email": "mary@example.com", "phone": "+1 415 555 0101"},
-        "shipping": {"street": "123 Main St., Apt 4B", "city": "Springfield", "zip": "62704", "country": "US"},
-        "items": [{"sku": "SKU-4711-XL", "qty": 2, "note": "Gift wrap, please -- it's a surprise!"},
-                  {"sku": "SKU-0815", "qty": 1, "note": "If out of stock, skip it."}],
-        "comment": "Please deliver after 5pm; ring twice. Thanks & have a nice day!",
-        "coupon": "SPRING-20", "payment": {"method": "card", "token": "tok_1N2b3C4d5E6f7G8h"},
-        "metadata": {"source": "ios-app/5.2.1", "campaign": "newsletter_2026_11", "ab": "variant-b"}
-    })
-    .to_string();
-    let req = Req {
-        uri: "/v1/orders?expand=items&locale=en-US".into(),
-        headers: vec![
-            ("content-type".into(), "application/json".into()),
-            (
-                "user-agent".into(),
-                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15"
-                    .into(),
-            ),
-            ("referer".into(), "https://shop.example.com/cart".into()),
-        ],
-        body,
+    // The requests bench/detection.sh sends through the proxy: a GET with a query and browser
+    // headers, and a POST of a ~1 KB JSON order (bench/corpus/order.json).
+    let order = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/corpus/order.json"),
+    )
+    .expect("bench/corpus/order.json");
+    let browser = |extra: Vec<(String, String)>| {
+        let mut h: Vec<(String, String)> = vec![
+            ("user-agent".into(), "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36".into()),
+            ("referer".into(), "https://shop.example.com/orders?page=2".into()),
+            ("cookie".into(), "session=6f1c2d9e8a7b; theme=dark; consent=analytics%2Cads".into()),
+        ];
+        h.extend(extra);
+        h
     };
-    let n = 20_000;
+    let get = Req {
+        uri: "/v1/orders?status=shipped&sort=-created_at&q=O%27Brien%20blue%20shirt&page=2".into(),
+        headers: browser(vec![]),
+        body: String::new(),
+    };
+    let post = Req {
+        uri: "/v1/orders".into(),
+        headers: browser(vec![("content-type".into(), "application/json".into())]),
+        body: order,
+    };
+    println!();
+    for (what, req) in [
+        ("GET with a query and browser headers", &get),
+        ("POST of a JSON order", &post),
+    ] {
+        let per = time_inspection(req, settings);
+        println!(
+            "Cost of inspecting a {what} ({} B body), paranoia 1: {per:.1} µs (one core).",
+            req.body.len()
+        );
+    }
+}
+
+fn time_inspection(req: &Req, settings: &Settings) -> f64 {
+    let n: usize = std::env::var("COST_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let t = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(inspect(&req, settings));
+        std::hint::black_box(inspect(req, settings));
     }
-    let per = t.elapsed().as_secs_f64() / n as f64 * 1e6;
-    println!("\nCost of inspecting a typical request with a {} B JSON body, paranoia 1: {per:.1} µs (one core).", req.body.len());
+    t.elapsed().as_secs_f64() / n as f64 * 1e6
+}
+
+/// Time per byte on adversarial inputs (long runs of what detectors look for), small and large:
+/// a detector that backtracked or rescanned would show a growing ratio.
+fn linearity(settings: &Settings) {
+    println!("\n## Time per byte on adversarial values, paranoia 4 (linear: ratio near 1)\n");
+    println!("| repeated unit | 4 KiB: ns/byte | 256 KiB: ns/byte | ratio |");
+    println!("| --- | ---: | ---: | ---: |");
+    let per_byte = |body: &str| {
+        let req = Req {
+            uri: "/x".into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::json!({ "v": body }).to_string(),
+        };
+        let rounds = (4 << 20) / body.len().max(1);
+        let t = Instant::now();
+        for _ in 0..rounds {
+            std::hint::black_box(inspect_with_budget(&req, settings, 1 << 20));
+        }
+        t.elapsed().as_secs_f64() * 1e9 / (rounds * body.len()) as f64
+    };
+    for unit in [
+        "'",
+        "' or ",
+        "<a ",
+        "<script>",
+        "%25",
+        "&#x3c;",
+        "\\u003c",
+        "${",
+        "${jndi:",
+        "../",
+        "{{",
+        "$(",
+        "; cat ",
+        "http://127.0.0.1/",
+        "--",
+        "/*",
+        "a",
+        "é",
+    ] {
+        let small = unit.repeat(4096 / unit.len());
+        let large = unit.repeat((256 << 10) / unit.len());
+        let (a, b) = (per_byte(&small), per_byte(&large));
+        println!("| `{unit}` | {a:.1} | {b:.1} | {:.2} |", b / a);
+    }
 }

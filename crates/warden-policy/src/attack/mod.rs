@@ -40,11 +40,13 @@ pub enum Detector {
     Jndi,
     Crlf,
     Code,
+    /// A session id handed over in the URL (session fixation).
+    Session,
     Evasion,
 }
 
 impl Detector {
-    pub const ALL: [Detector; 12] = [
+    pub const ALL: [Detector; 13] = [
         Detector::Sqli,
         Detector::Xss,
         Detector::Nosql,
@@ -56,6 +58,7 @@ impl Detector {
         Detector::Jndi,
         Detector::Crlf,
         Detector::Code,
+        Detector::Session,
         Detector::Evasion,
     ];
 
@@ -72,6 +75,7 @@ impl Detector {
             Detector::Jndi => "jndi",
             Detector::Crlf => "crlf",
             Detector::Code => "code",
+            Detector::Session => "session-fixation",
             Detector::Evasion => "evasion",
         }
     }

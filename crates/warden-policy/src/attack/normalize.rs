@@ -359,12 +359,17 @@ pub fn normalize(raw: &str, encoding: Encoding) -> Normalized<'_> {
         t.insert(Transforms::TRUNCATED);
     }
     let b = raw.as_bytes();
-    let plain = b.iter().all(|c| {
-        c.is_ascii()
-            && !matches!(
-                c,
-                b'%' | b'&' | b'\0' | b'+' | b'/' | b'\t' | b'\n' | b'\r' | b'\\'
-            )
+    // Nothing any decoding step would change: no escapes of any kind, no comment opener, no
+    // control whitespace, ASCII only. `/` and `&` are common in URLs and prose, so only `/*`
+    // and a possible entity (`&#`, `&lt`) count.
+    let plain = b.iter().enumerate().all(|(i, &c)| match c {
+        b'%' | b'\0' | b'\t' | b'\n' | b'\r' | b'\\' => false,
+        b'+' => encoding != Encoding::Form,
+        b'/' => b.get(i + 1) != Some(&b'*'),
+        b'&' => !b
+            .get(i + 1)
+            .is_some_and(|n| *n == b'#' || n.is_ascii_alphabetic()),
+        _ => c.is_ascii(),
     });
     if plain {
         // The common case: nothing to decode, nothing to compact.

@@ -15,7 +15,7 @@ use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR, WARNING};
 /// cannot be SQL injection. A quote between two letters is an apostrophe unless a SQL word follows
 /// it (`x'or'1`); a semicolon matters only before a statement (`; drop`); otherwise only comment
 /// markers, SQL operators and keywords wake the tokenizer.
-fn worth_tokenising(v: &Normalized<'_>) -> bool {
+fn worth_tokenising(v: &Normalized<'_>, place: Place) -> bool {
     let l = v.lower.as_bytes();
     let word_after = |i: usize| -> &[u8] {
         let rest = &l[i.min(l.len())..];
@@ -85,7 +85,19 @@ fn worth_tokenising(v: &Normalized<'_>) -> bool {
             _ => {}
         }
     }
-    keywords().is_match(v.compact.as_ref())
+    // Only keywords left. In free text, a sentence that starts with a word and has no digit, `=`
+    // or `@` ("Select the blue one (not the grey)") cannot break out of a quoted string nor
+    // stand in for a number, which is what an injection through a text field must do.
+    let c = v.compact.as_ref();
+    if matches!(place, Place::JsonString | Place::Body)
+        && c.starts_with(|ch: char| ch.is_alphabetic())
+        && !c
+            .bytes()
+            .any(|b| b.is_ascii_digit() || b == b'=' || b == b'@')
+    {
+        return false;
+    }
+    keywords().is_match(c)
 }
 
 fn keywords() -> &'static AhoCorasick {
@@ -150,7 +162,7 @@ const HIGH_SIGNAL: [(&str, &str); 9] = [
 ];
 
 pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
-    if !worth_tokenising(v) {
+    if !worth_tokenising(v, place) {
         return;
     }
     let r = libinjectionrs::detect_sqli(v.decoded.as_bytes());

@@ -28,6 +28,9 @@ pub fn parse_ipv4_loose(host: &str) -> Option<Ipv4Addr> {
     }
     let num = |p: &str| -> Option<u64> {
         if let Some(h) = p.strip_prefix("0x") {
+            if !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
             u64::from_str_radix(h, 16).ok().or_else(|| {
                 // Longer than 64 bits: keep the low 32, as a truncating parser would.
                 let tail = &h[h.len().saturating_sub(8)..];
@@ -244,6 +247,17 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hex_parts_with_other_characters_are_not_addresses() {
+        // Found by the attack_detect fuzz target: a multi-byte character in a long `0x` part
+        // made the low-32-bit fallback slice inside it.
+        assert_eq!(parse_ipv4_loose("0xa\u{745}\u{745}\u{745}\u{745}v"), None);
+        assert_eq!(
+            parse_ipv4_loose("0x7f.1"),
+            Some(std::net::Ipv4Addr::new(127, 0, 0, 1))
+        );
+    }
+
     use super::*;
     use crate::attack::normalize::{normalize, Encoding};
 

@@ -3,9 +3,10 @@
 //! `${T(java.lang.Runtime)}`, `{{constructor.constructor('...')()}}`). Plain placeholders such as
 //! `{{name}}` in content pass: only expressions with operators, calls or dunders count.
 
+use super::signals::WordSet;
 use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR};
 
-const RUNTIME: [&str; 17] = [
+static RUNTIME: WordSet = WordSet::new(&[
     "__class__",
     "__mro__",
     "__subclasses__",
@@ -23,7 +24,7 @@ const RUNTIME: [&str; 17] = [
     "getclass()",
     "self._templatereference",
     "lipsum.__globals__",
-];
+]);
 
 /// Template delimiters: (open, close).
 const DELIMS: [(&str, &str); 6] = [
@@ -53,11 +54,9 @@ pub fn check(v: &Normalized<'_>, _place: Place, out: &mut Vec<Hit>) {
     if !c.bytes().any(|b| matches!(b, b'{' | b'%' | b'_' | b'(')) {
         return;
     }
-    for r in RUNTIME {
-        if c.contains(r) {
-            out.push(Hit::new(Detector::Ssti, "runtime-access", CRITICAL, 1));
-            return;
-        }
+    if RUNTIME.found_in(c) {
+        out.push(Hit::new(Detector::Ssti, "runtime-access", CRITICAL, 1));
+        return;
     }
     for (open, close) in DELIMS {
         let mut from = 0;

@@ -4,9 +4,10 @@
 //! file access (`php://filter`, `expect://`, `phar://`), and remote inclusion of a URL that ends
 //! in `?` to cut off the application's own suffix.
 
+use super::signals::WordSet;
 use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR, WARNING};
 
-const SENSITIVE: [&str; 40] = [
+static SENSITIVE: WordSet = WordSet::new(&[
     "/etc/passwd",
     "/etc/shadow",
     "/etc/group",
@@ -47,10 +48,10 @@ const SENSITIVE: [&str; 40] = [
     "/.svn/",
     "/.npmrc",
     "/.kube/config",
-];
+]);
 
 /// Files and folders nobody serves on purpose: backups, logs, tool and editor configuration.
-const RESTRICTED_PATH: [&str; 16] = [
+static RESTRICTED_PATH: WordSet = WordSet::new(&[
     ".sql",
     ".sql.zip",
     ".sql.gz",
@@ -67,7 +68,7 @@ const RESTRICTED_PATH: [&str; 16] = [
     ".codex/",
     "id_rsa",
     ".git/config",
-];
+]);
 
 /// A glob (`*`, `?`, `[...]`) matching `text` whole: shells expand `/etc/pa[s]swd` and
 /// `/???/??t` to the files attackers want, so the glob is matched against those names.
@@ -147,7 +148,7 @@ const GLOB_TARGETS: [&str; 10] = [
     "/usr/bin/curl",
 ];
 
-const WRAPPERS: [&str; 10] = [
+static WRAPPERS: WordSet = WordSet::new(&[
     "php://",
     "file://",
     "expect://",
@@ -158,7 +159,7 @@ const WRAPPERS: [&str; 10] = [
     "compress.zlib://",
     "jar:file:",
     "netdoc://",
-];
+]);
 
 /// Whether the value has a `..` path segment (between separators, or at either end next to one).
 fn dot_dot(s: &str) -> usize {
@@ -204,8 +205,9 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     }
     let slashed = l.replace('\\', "/");
     let mut sensitive = false;
-    for f in SENSITIVE {
-        if slashed.contains(f) {
+    if let Some((i, _)) = SENSITIVE.find(&slashed) {
+        let f = SENSITIVE.word(i);
+        {
             // A bare mention in prose ("edit /etc/hosts") is weaker than a path-shaped value or a
             // command around it (`cat /etc/subuid`).
             let commanded = [
@@ -224,7 +226,6 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
             };
             out.push(Hit::new(Detector::Traversal, "sensitive-file", score, 1));
             sensitive = true;
-            break;
         }
     }
     if !sensitive && path_shaped && slashed.contains(['[', '?', '*']) {
@@ -247,7 +248,7 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
         let hidden = slashed.split('/').any(|seg| {
             seg.starts_with('.') && seg.len() > 1 && seg != ".." && seg != ".well-known"
         });
-        if RESTRICTED_PATH.iter().any(|r| slashed.contains(r)) {
+        if RESTRICTED_PATH.found_in(&slashed) {
             out.push(Hit::new(
                 Detector::Traversal,
                 "restricted-file",
@@ -258,8 +259,8 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
             out.push(Hit::new(Detector::Traversal, "hidden-file", ERROR, 1));
         }
     }
-    for w in WRAPPERS {
-        if let Some(p) = l.find(w) {
+    for p in WRAPPERS.starts(l) {
+        {
             // `data://` appears in normal URLs only as `data:` without slashes; any wrapper at the
             // start of a value, or after `=`, is an include.
             if p == 0 || matches!(l.as_bytes()[p - 1], b'=' | b' ' | b'"' | b'\'') {

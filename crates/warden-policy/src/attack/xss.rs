@@ -68,10 +68,19 @@ fn event_handler(l: &str) -> Option<u8> {
     None
 }
 
+/// libinjection's XSS check needs markup, or a quote that could close an attribute before an
+/// `=` or a call: a URL's `?id=4711&ref=home` has neither, and is most of what carries `=`.
 fn worth_tokenising(v: &Normalized<'_>) -> bool {
-    v.decoded
-        .bytes()
-        .any(|c| matches!(c, b'<' | b'>' | b'=' | b':' | b'`' | b'('))
+    let (mut quote, mut eq_or_call) = (false, false);
+    for c in v.decoded.bytes() {
+        match c {
+            b'<' | b'>' | b'`' => return true,
+            b'"' | b'\'' => quote = true,
+            b'=' | b'(' => eq_or_call = true,
+            _ => {}
+        }
+    }
+    quote && eq_or_call
 }
 
 pub fn check(v: &Normalized<'_>, _place: Place, out: &mut Vec<Hit>) {
@@ -80,11 +89,16 @@ pub fn check(v: &Normalized<'_>, _place: Place, out: &mut Vec<Hit>) {
         return;
     }
     // `java\tscript:` and friends: browsers ignore control characters and spaces in schemes.
-    let squeezed: String = v
-        .lower
-        .chars()
-        .filter(|c| !c.is_whitespace() && !c.is_control())
-        .collect();
+    let squeezed: std::borrow::Cow<'_, str> =
+        if v.lower.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            v.lower
+                .chars()
+                .filter(|c| !c.is_whitespace() && !c.is_control())
+                .collect::<String>()
+                .into()
+        } else {
+            v.lower.as_ref().into()
+        };
     for scheme in ["javascript:", "vbscript:", "livescript:"] {
         if squeezed.contains(scheme) {
             out.push(Hit::new(Detector::Xss, "script-url", CRITICAL, 1));
