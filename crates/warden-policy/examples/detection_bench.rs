@@ -232,6 +232,7 @@ fn main() {
     let cost_only = args.iter().any(|a| a == "--cost-only");
     let corpus = args
         .iter()
+        .take_while(|a| *a != "--explain")
         .find(|a| !a.starts_with("--"))
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("../shared/corpus"));
@@ -253,6 +254,18 @@ fn main() {
         .collect();
     if cost_only {
         cost(&levels[0]);
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--explain") {
+        // `--explain 'q=...&r=...' [PARANOIA]`: the findings for one query string.
+        let p = args.get(i + 2).and_then(|p| p.parse().ok()).unwrap_or(1);
+        let settings = Settings {
+            paranoia: p,
+            ..Settings::default()
+        };
+        let mut insp = Inspector::new(&settings, 1 << 20);
+        insp.params(args.get(i + 1).map_or("", String::as_str), false);
+        println!("{:#?}", insp.finish());
         return;
     }
     if args.iter().any(|a| a == "--linearity") {

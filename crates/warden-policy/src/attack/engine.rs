@@ -217,7 +217,7 @@ impl<'s> Inspector<'s> {
         let bare = raw
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        let serialized = raw.starts_with("rO0AB");
+        let serialized = raw.starts_with("rO0AB") || (bare && catalog_name(raw));
         if bare
             && !serialized
             && !(place.is_name() && (raw.contains("proto") || raw.contains("constructor")))
@@ -418,6 +418,25 @@ impl<'s> Inspector<'s> {
     pub fn blocks(&self) -> bool {
         self.report.score >= self.settings.threshold
     }
+}
+
+/// Database catalogue names: a bare word, but one only an injection into a table or column name
+/// sends (`information_schema`, `pg_catalog`).
+fn catalog_name(raw: &str) -> bool {
+    raw.len() >= 5
+        && raw.len() <= 24
+        && [
+            "information_schema",
+            "pg_catalog",
+            "sqlite_master",
+            "sysobjects",
+            "syscolumns",
+            "msysaccessobjects",
+            "tempdb",
+            "msdb",
+        ]
+        .iter()
+        .any(|n| raw.eq_ignore_ascii_case(n))
 }
 
 /// The session cookie names of common web frameworks: a client that puts one in a query string is

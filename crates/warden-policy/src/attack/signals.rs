@@ -17,6 +17,28 @@ fn bit(d: Detector) -> u16 {
 const WORDS: &[(&str, Detector)] = &[
     ("/*", Detector::Sqli),
     ("--", Detector::Sqli),
+    ("::", Detector::Sqli),
+    ("sqlite_", Detector::Sqli),
+    ("pg_", Detector::Sqli),
+    ("sys", Detector::Sqli),
+    ("mysql.", Detector::Sqli),
+    ("extractvalue", Detector::Sqli),
+    ("updatexml", Detector::Sqli),
+    ("group_concat", Detector::Sqli),
+    ("json_extract", Detector::Sqli),
+    ("unistr", Detector::Sqli),
+    ("database(", Detector::Sqli),
+    ("db_name", Detector::Sqli),
+    ("_name(", Detector::Sqli),
+    ("_user(", Detector::Sqli),
+    ("version(", Detector::Sqli),
+    ("connection_id", Detector::Sqli),
+    ("last_insert_id", Detector::Sqli),
+    ("row_count", Detector::Sqli),
+    ("sp_", Detector::Sqli),
+    ("utl_", Detector::Sqli),
+    ("dbms_", Detector::Sqli),
+    ("ctxsys", Detector::Sqli),
     ("#", Detector::Sqli),
     ("||", Detector::Sqli),
     ("&&", Detector::Sqli),
@@ -263,6 +285,16 @@ impl WordSet {
     /// Where the words occur (non-overlapping, left to right).
     pub fn starts<'a>(&'a self, hay: &'a str) -> impl Iterator<Item = usize> + 'a {
         self.automaton().find_iter(hay).map(|m| m.start())
+    }
+
+    /// Every occurrence, non-overlapping, as (start, end) byte offsets.
+    pub fn automaton_find_all<'a>(
+        &'a self,
+        hay: &'a str,
+    ) -> impl Iterator<Item = (usize, usize)> + 'a {
+        self.automaton()
+            .find_iter(hay)
+            .map(|m| (m.start(), m.end()))
     }
 
     pub fn found_in(&self, hay: &str) -> bool {

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
 
+use super::signals::WordSet;
 use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR, WARNING};
 
 /// Whether a value could hold SQL injection at all, decided cheaply: libinjection costs a few
@@ -161,7 +162,281 @@ const HIGH_SIGNAL: [(&str, &str); 9] = [
     ("@@version", "version-probe"),
 ];
 
+/// Functions and catalogues that only an injection asks for: version and schema probes,
+/// error-based extraction, SQLite and PostgreSQL introspection.
+static PROBES: WordSet = WordSet::new(&[
+    "sqlite_compileoption_",
+    "sqlite_version(",
+    "sqlite_master",
+    "sqlite_temp_master",
+    "information_schema",
+    "pg_catalog",
+    "pg_shadow",
+    "pg_user",
+    "pg_read_file(",
+    "pg_ls_dir(",
+    "sysobjects",
+    "syscolumns",
+    "sys.tables",
+    "master..sysdatabases",
+    "msysaccessobjects",
+    "mysql.user",
+    "extractvalue(",
+    "updatexml(",
+    "group_concat(",
+    "json_extract(",
+    "unistr(",
+    "database(",
+    "db_name(",
+    "schema_name(",
+    "user_name(",
+    "current_user(",
+    "session_user(",
+    "system_user(",
+    "@@version",
+    "version()",
+    "connection_id(",
+    "last_insert_id(",
+    "row_count(",
+    "xp_cmdshell",
+    "sp_executesql",
+    "sp_oacreate",
+    "utl_http.",
+    "utl_inaddr.",
+    "dbms_xmlgen",
+    "ctxsys.drithsx",
+]);
+
+/// PostgreSQL casts to the types injections cast to (`password::int` makes the error message
+/// print the value).
+const CASTS: [&str; 12] = [
+    "::int",
+    "::integer",
+    "::bigint",
+    "::smallint",
+    "::bool",
+    "::boolean",
+    "::text",
+    "::varchar",
+    "::json",
+    "::jsonb",
+    "::numeric",
+    "::oid",
+];
+
+/// A statement stacked after `;` (`; DROP TABLE x`, `;INSERT INTO`), comments already removed.
+fn stacked_statement(c: &str) -> bool {
+    c.match_indices(';').any(|(p, _)| {
+        let rest = c[p + 1..].trim_start();
+        let (verb, after) = rest.split_at(
+            rest.find(|ch: char| !ch.is_ascii_alphabetic())
+                .unwrap_or(rest.len()),
+        );
+        let after = after.trim_start();
+        match verb {
+            "drop" | "truncate" | "alter" | "create" => {
+                after.starts_with("table")
+                    || after.starts_with("database")
+                    || after.starts_with("procedure")
+                    || after.starts_with("function")
+                    || after.starts_with("user")
+                    || after.starts_with("view")
+                    || after.starts_with("index")
+                    || after.starts_with('[')
+                    || verb == "truncate"
+            }
+            "insert" | "replace" => after.starts_with("into") || after.contains(" values"),
+            "delete" => after.starts_with("from"),
+            "update" => after.contains(" set "),
+            "select" => after.contains(" from") || after.starts_with('*') || after.starts_with('@'),
+            "exec" | "execute" | "declare" => {
+                after.starts_with('@')
+                    || after.starts_with("xp_")
+                    || after.starts_with("sp_")
+                    || after.starts_with('(')
+            }
+            "shutdown" | "waitfor" => true,
+            _ => false,
+        }
+    })
+}
+
+/// A quote closed, then a boolean operator, and a comment cutting off the rest of the query:
+/// `admin' or 1--`, `x' and not f(id)-- -`, `' || 'a'#`.
+fn quote_boolean_comment(c: &str) -> bool {
+    let end = c.trim_end();
+    let commented = end.ends_with("--")
+        || end.ends_with("-- -")
+        || end.ends_with('#')
+        || end.ends_with("/*")
+        || end.ends_with(";--");
+    if !commented {
+        return false;
+    }
+    c.match_indices(['\'', '"']).any(|(p, _)| {
+        let rest = c[p + 1..].trim_start_matches([' ', ')']);
+        ["or ", "and ", "xor ", "||", "&&", "or(", "and("]
+            .iter()
+            .any(|op| rest.starts_with(op))
+    })
+}
+
+/// SQL functions an injection reaches for to build strings, compare or branch (`concat(`,
+/// `char(`, `if(`), called at the start of a value or after a quote, comma, bracket or operator.
+static FUNCTIONS: WordSet = WordSet::new(&[
+    "concat",
+    "concat_ws",
+    "char",
+    "chr",
+    "ascii",
+    "ord",
+    "substr",
+    "substring",
+    "mid",
+    "hex",
+    "unhex",
+    "coalesce",
+    "find_in_set",
+    "make_set",
+    "elt",
+    "ifnull",
+    "nullif",
+    "if",
+    "iif",
+    "xmltype",
+    "md5",
+    "sha1",
+    "compress",
+    "uncompress",
+    "instr",
+    "locate",
+    "strcmp",
+    "lpad",
+    "rpad",
+    "reverse",
+    "cast",
+    "convert",
+    "sleep",
+    "benchmark",
+]);
+
+fn injected_function_call(c: &str) -> bool {
+    let b = c.as_bytes();
+    FUNCTIONS.automaton_find_all(c).any(|(start, end)| {
+        let before_ok = c[..start].trim_end().as_bytes().last().is_none_or(|p| {
+            matches!(
+                p,
+                b'\'' | b'"' | b',' | b'(' | b'=' | b'|' | b'&' | b'+' | b'-' | b';' | b'`'
+            )
+        });
+        let word_start =
+            start == 0 || !(b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_');
+        let word_end = !b
+            .get(end)
+            .is_some_and(|x| x.is_ascii_alphanumeric() || *x == b'_');
+        word_start && word_end && before_ok && c[end..].trim_start().starts_with('(')
+    })
+}
+
+/// JSON operators of PostgreSQL, MySQL and SQLite applied to a quoted JSON literal:
+/// `'{"a":2}' -> '$.a'`, `'[1,2]' ? '1'`, `'{"b":2}'::jsonb <@ '{...}'`.
+fn json_sql(c: &str) -> bool {
+    let quoted_json =
+        c.contains("'{") || c.contains("'[") || c.contains("\"{") && c.contains("}\"");
+    quoted_json
+        && ["->", "<@", "@>", "?|", "?&", "#>", "' ?", "'?"]
+            .iter()
+            .any(|op| c.contains(op))
+}
+
+/// Conditional probes: `case when ... then`, `) like (`, `having count(`, `if(1=1`.
+fn conditional(c: &str) -> bool {
+    if c.contains("case when") && c.contains(" then") {
+        return true;
+    }
+    let squeezed: String = c.chars().filter(|ch| *ch != ' ').collect();
+    squeezed.contains(")like(")
+        || c.contains("having") && (c.contains("count(") || c.contains("sum(") || c.contains(" = "))
+        || squeezed.match_indices("if(").any(|(p, _)| {
+            let arg = &squeezed[p + 3..];
+            let word = arg
+                .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                .unwrap_or(arg.len());
+            word > 0 && arg[word..].starts_with(['=', '<', '>', '!'])
+        })
+}
+
+/// Warden's own structural rules, run before (and whatever) libinjection says: each is a shape
+/// an injection takes and prose does not. Outside free text (query, form, cookie, header) they
+/// are critical; in JSON strings and text bodies only the ones no sentence can take are.
+fn structural(c: &str, place: Place, out: &mut Vec<Hit>) -> bool {
+    let free_text = matches!(place, Place::JsonString | Place::Body);
+    let strong = if free_text { ERROR } else { CRITICAL };
+    if c.contains("/*!") {
+        // MySQL's executable comment: code hidden from everything but MySQL.
+        out.push(Hit::new(
+            Detector::Sqli,
+            "mysql-executable-comment",
+            CRITICAL,
+            1,
+        ));
+        return true;
+    }
+    if quote_boolean_comment(c) {
+        out.push(Hit::new(
+            Detector::Sqli,
+            "quote-boolean-comment",
+            CRITICAL,
+            1,
+        ));
+        return true;
+    }
+    if stacked_statement(c) {
+        out.push(Hit::new(Detector::Sqli, "stacked-statement", CRITICAL, 1));
+        return true;
+    }
+    if let Some((i, _)) = PROBES.find(c) {
+        let _ = i;
+        out.push(Hit::new(
+            Detector::Sqli,
+            "schema-or-function-probe",
+            strong,
+            1,
+        ));
+        return true;
+    }
+    if c.contains("::")
+        && CASTS.iter().any(|t| {
+            c.match_indices(t).any(|(p, _)| {
+                !c[p + t.len()..].starts_with(|ch: char| ch.is_ascii_alphanumeric() || ch == '_')
+            })
+        })
+    {
+        out.push(Hit::new(Detector::Sqli, "postgres-cast", strong, 1));
+        return true;
+    }
+    let union_select = ["union select", "union all select", "union distinct select"]
+        .iter()
+        .any(|u| {
+            c.match_indices(u).any(|(p, _)| {
+                !c[p + u.len()..].starts_with(|ch: char| ch.is_ascii_alphanumeric() || ch == '_')
+            })
+        });
+    if !free_text && (injected_function_call(c) || json_sql(c) || conditional(c)) {
+        out.push(Hit::new(Detector::Sqli, "sql-expression", CRITICAL, 1));
+        return true;
+    }
+    if !free_text && union_select {
+        out.push(Hit::new(Detector::Sqli, "union-select", CRITICAL, 1));
+        return true;
+    }
+    false
+}
+
 pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
+    if structural(v.compact.as_ref(), place, out) {
+        return;
+    }
     if !worth_tokenising(v, place) {
         return;
     }
@@ -243,6 +518,14 @@ mod tests {
             "1' AND SLEEP(5)-- -",
             "1 AND (SELECT 1 FROM information_schema.tables)",
             "-1 union select 1,2,@@version",
+            // Warden's structural rules, where libinjection's fingerprints say nothing.
+            "admin@example.com' or sqlite_compileoption_used (id)--",
+            ";DROP/*x*/TABLE test;",
+            "1' and unistr(password)::bool--",
+            "9999 or {if length((/*!5000select username/*!50000from*/user where id=1))>0}",
+            ", FIND_IN_SET('22', Category )",
+            "OR '{\"a\":2}' -> '$.a' = 2",
+            "x case when 1=1 then 1 else 0 end",
         ] {
             assert!(!hits(s, Place::Query).is_empty(), "{s}");
         }
@@ -262,6 +545,10 @@ mod tests {
             "CHRISTMAS STOCKING \"NOT\" STUFFER",
             "2026-11-23",
             "user@example.com",
+            "O'connors UNION selected a few friends",
+            "Use std::string or String::new() -- both work",
+            "Please concatenate (join) the names",
+            "In case when it rains, then stay home",
         ] {
             assert!(
                 hits(s, Place::JsonString).is_empty(),
