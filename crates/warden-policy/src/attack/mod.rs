@@ -23,7 +23,7 @@ pub mod traversal;
 pub mod xss;
 pub mod xxe;
 
-pub use engine::{Exclusion, Finding, Inspector, Report, Settings};
+pub use engine::{CleanValues, Exclusion, Finding, Inspector, Report, Settings};
 pub use normalize::{Encoding, Normalized, Transforms};
 
 /// The detectors, as named in config, findings and metrics.

@@ -349,21 +349,27 @@ fn json_sql(c: &str) -> bool {
             .any(|op| c.contains(op))
 }
 
-/// Conditional probes: `case when ... then`, `) like (`, `having count(`, `if(1=1`.
+/// Conditional probes with a call: `) like (`, `having count(`, `if(1=1`.
 fn conditional(c: &str) -> bool {
-    if c.contains("case when") && c.contains(" then") {
+    // `c` has whitespace runs collapsed to one space.
+    if [")like(", ") like(", ")like (", ") like ("]
+        .iter()
+        .any(|p| c.contains(p))
+    {
         return true;
     }
-    let squeezed: String = c.chars().filter(|ch| *ch != ' ').collect();
-    squeezed.contains(")like(")
-        || c.contains("having") && (c.contains("count(") || c.contains("sum(") || c.contains(" = "))
-        || squeezed.match_indices("if(").any(|(p, _)| {
-            let arg = &squeezed[p + 3..];
+    if c.contains("having") && (c.contains("count(") || c.contains("sum(") || c.contains(" = ")) {
+        return true;
+    }
+    ["if(", "if ("].iter().any(|open| {
+        c.match_indices(open).any(|(p, _)| {
+            let arg = c[p + open.len()..].trim_start();
             let word = arg
                 .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
                 .unwrap_or(arg.len());
-            word > 0 && arg[word..].starts_with(['=', '<', '>', '!'])
+            word > 0 && arg[word..].trim_start().starts_with(['=', '<', '>', '!'])
         })
+    })
 }
 
 /// Warden's own structural rules, run before (and whatever) libinjection says: each is a shape
@@ -372,63 +378,66 @@ fn conditional(c: &str) -> bool {
 fn structural(c: &str, place: Place, out: &mut Vec<Hit>) -> bool {
     let free_text = matches!(place, Place::JsonString | Place::Body);
     let strong = if free_text { ERROR } else { CRITICAL };
-    if c.contains("/*!") {
+    // Which syntax is there at all, in one pass: each rule below needs one of these.
+    let (mut quote, mut semi, mut paren, mut slash_star, mut colons) =
+        (false, false, false, false, false);
+    let b = c.as_bytes();
+    for (i, &ch) in b.iter().enumerate() {
+        match ch {
+            b'\'' | b'"' | b'`' => quote = true,
+            b';' => semi = true,
+            b'(' => paren = true,
+            b'/' if b.get(i + 1) == Some(&b'*') => slash_star = true,
+            b':' if b.get(i + 1) == Some(&b':') => colons = true,
+            _ => {}
+        }
+    }
+    let rule = |out: &mut Vec<Hit>, name, score| {
+        out.push(Hit::new(Detector::Sqli, name, score, 1));
+        true
+    };
+    if slash_star && c.contains("/*!") {
         // MySQL's executable comment: code hidden from everything but MySQL.
-        out.push(Hit::new(
-            Detector::Sqli,
-            "mysql-executable-comment",
-            CRITICAL,
-            1,
-        ));
-        return true;
+        return rule(out, "mysql-executable-comment", CRITICAL);
     }
-    if quote_boolean_comment(c) {
-        out.push(Hit::new(
-            Detector::Sqli,
-            "quote-boolean-comment",
-            CRITICAL,
-            1,
-        ));
-        return true;
+    if quote && quote_boolean_comment(c) {
+        return rule(out, "quote-boolean-comment", CRITICAL);
     }
-    if stacked_statement(c) {
-        out.push(Hit::new(Detector::Sqli, "stacked-statement", CRITICAL, 1));
-        return true;
+    if semi && stacked_statement(c) {
+        return rule(out, "stacked-statement", CRITICAL);
     }
-    if let Some((i, _)) = PROBES.find(c) {
-        let _ = i;
-        out.push(Hit::new(
-            Detector::Sqli,
-            "schema-or-function-probe",
-            strong,
-            1,
-        ));
-        return true;
+    if PROBES.found_in(c) {
+        return rule(out, "schema-or-function-probe", strong);
     }
-    if c.contains("::")
+    if colons
         && CASTS.iter().any(|t| {
             c.match_indices(t).any(|(p, _)| {
                 !c[p + t.len()..].starts_with(|ch: char| ch.is_ascii_alphanumeric() || ch == '_')
             })
         })
     {
-        out.push(Hit::new(Detector::Sqli, "postgres-cast", strong, 1));
-        return true;
+        return rule(out, "postgres-cast", strong);
     }
-    let union_select = ["union select", "union all select", "union distinct select"]
-        .iter()
-        .any(|u| {
-            c.match_indices(u).any(|(p, _)| {
-                !c[p + u.len()..].starts_with(|ch: char| ch.is_ascii_alphanumeric() || ch == '_')
-            })
-        });
-    if !free_text && (injected_function_call(c) || json_sql(c) || conditional(c)) {
-        out.push(Hit::new(Detector::Sqli, "sql-expression", CRITICAL, 1));
-        return true;
+    if free_text {
+        return false;
     }
-    if !free_text && union_select {
-        out.push(Hit::new(Detector::Sqli, "union-select", CRITICAL, 1));
-        return true;
+    if paren && (injected_function_call(c) || conditional(c)) || quote && json_sql(c) {
+        return rule(out, "sql-expression", CRITICAL);
+    }
+    if c.contains("case when") && c.contains(" then") {
+        return rule(out, "sql-expression", CRITICAL);
+    }
+    let union_select = c.contains("union")
+        && ["union select", "union all select", "union distinct select"]
+            .iter()
+            .any(|u| {
+                c.match_indices(u).any(|(p, _)| {
+                    !c[p + u.len()..]
+                        .starts_with(|ch: char| ch.is_ascii_alphanumeric() || ch == '_')
+                })
+            });
+    if union_select {
+        return rule(out, "union-select", CRITICAL);
     }
     false
 }
