@@ -511,7 +511,9 @@ fn digit_runs(s: &str, hint: KeyHint, max_year: u32, out: &mut Vec<Match>) {
         }
         let start = i;
         if i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_') {
-            // Inside a word or a hex string: skip the whole token.
+            // Inside a word or a hex string: skip the whole token. Past the current byte first:
+            // a `+` (`X+0`) is not part of a word, and the loop below would not move.
+            i += 1;
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
                 i += 1;
             }
@@ -820,6 +822,14 @@ fn ibans(s: &str, out: &mut Vec<Match>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_plus_right_after_a_word_does_not_stall_the_scan() {
+        // Found by the pii_protect fuzz target: `XX+0` looped forever.
+        let mut out = Vec::new();
+        scan_str("0XX+0 XX7000 X77wI", KeyHint::of(None), 2026, &mut out);
+        scan_str("id+4111111111111111 and a+86 138 0013 8000", KeyHint::of(None), 2026, &mut out);
+    }
+
     use super::*;
 
     fn found<'a>(s: &'a str, key: Option<&str>) -> Vec<(DataClass, &'a str, Confidence)> {
