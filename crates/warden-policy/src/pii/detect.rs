@@ -822,15 +822,20 @@ fn ibans(s: &str, out: &mut Vec<Match>) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_plus_right_after_a_word_does_not_stall_the_scan() {
         // Found by the pii_protect fuzz target: `XX+0` looped forever.
         let mut out = Vec::new();
         scan_str("0XX+0 XX7000 X77wI", KeyHint::of(None), 2026, &mut out);
-        scan_str("id+4111111111111111 and a+86 138 0013 8000", KeyHint::of(None), 2026, &mut out);
+        scan_str(
+            "id+4111111111111111 and a+86 138 0013 8000",
+            KeyHint::of(None),
+            2026,
+            &mut out,
+        );
     }
-
-    use super::*;
 
     fn found<'a>(s: &'a str, key: Option<&str>) -> Vec<(DataClass, &'a str, Confidence)> {
         let mut out = Vec::new();
