@@ -34,17 +34,8 @@ wrk.headers["Referer"] = "https://shop.example.com/orders?page=2"
 wrk.headers["Cookie"] = "session=6f1c2d9e8a7b; theme=dark; consent=analytics%2Cads"
 LUA
 GETPATH='/v1/orders?status=shipped&sort=-created_at&q=O%27Brien%20blue%20shirt&page=2'
-conf() {
-  cat <<YAML
-listeners: [{address: "127.0.0.1:$1", plain_http: true}]
-admin: {address: "127.0.0.1:$2"}
-upstreams: {bench: {targets: ["http://127.0.0.1:$UP"]}}
-routes: [{path_prefix: /, upstream: bench}]
-$3
-YAML
-}
-conf "$P1" "$A1" "attack_detection: {mode: off}" >"$work/off.yaml"
-conf "$P2" "$A2" "" >"$work/on.yaml"
+warden_config "$P1" "$A1" "$UP" "attack_detection: {mode: off}" >"$work/off.yaml"
+warden_config "$P2" "$A2" "$UP" "" >"$work/on.yaml"
 start_bg "$WARDEN" --data-dir "$work/d1" --log-level warn serve --config "$work/off.yaml"
 OFF=${pids[-1]}
 start_bg "$WARDEN" --data-dir "$work/d2" --log-level warn serve --config "$work/on.yaml"

@@ -1,7 +1,7 @@
 # Shared pieces of the wrk benchmarks: sourced by bench/*.sh, not run on its own.
 # Provides: $work (a temp folder removed on exit), start_bg CMD... (killed on exit), free_port,
-# wait_http PORT [PATH], cpu_ticks PID..., measure PORT PATH PID..., nginx_static PORT FILE and
-# nginx_ok PORT.
+# wait_http PORT [PATH], cpu_ticks PID..., measure PORT PATH PID..., nginx_static PORT FILE,
+# nginx_ok PORT and warden_config PORT ADMIN_PORT UPSTREAM_PORT [EXTRA_YAML].
 
 set -euo pipefail
 work=$(mktemp -d)
@@ -103,4 +103,16 @@ http {
 }
 NGINX
   start_bg nginx -c "$conf" -p "$work" -g 'daemon off;'
+}
+
+# warden_config PORT ADMIN_PORT UPSTREAM_PORT [EXTRA_YAML]: a Warden config with one plain listener,
+# one route to one upstream, and the given extra top-level YAML (what the benchmark turns off).
+warden_config() {
+  cat <<YAML
+listeners: [{address: "127.0.0.1:$1", plain_http: true}]
+admin: {address: "127.0.0.1:$2"}
+upstreams: {bench: {targets: ["http://127.0.0.1:$3"]}}
+routes: [{path_prefix: /, upstream: bench}]
+${4:-}
+YAML
 }

@@ -31,17 +31,8 @@ print(json.dumps({"order_id": 8812734, "status": "shipped", "total": "1234.50",
     "items": items, "note": "leave at the door"}))
 PY
 nginx_static "$UP" "$work/answer.json"
-conf() {
-  cat <<YAML
-listeners: [{address: "127.0.0.1:$1", plain_http: true}]
-admin: {address: "127.0.0.1:$2"}
-upstreams: {bench: {targets: ["http://127.0.0.1:$UP"]}}
-routes: [{path_prefix: /, upstream: bench}]
-$3
-YAML
-}
-conf "$P1" "$A1" "$(printf 'data_protection: {enabled: false}\nsecurity_headers: {enabled: false}\nerror_scrubbing: {mode: off}')" >"$work/plain.yaml"
-conf "$P2" "$A2" "" >"$work/protected.yaml"
+warden_config "$P1" "$A1" "$UP" "$(printf 'data_protection: {enabled: false}\nsecurity_headers: {enabled: false}\nerror_scrubbing: {mode: off}')" >"$work/plain.yaml"
+warden_config "$P2" "$A2" "$UP" "" >"$work/protected.yaml"
 start_bg "$WARDEN" --data-dir "$work/d1" --log-level warn serve --config "$work/plain.yaml"
 PLAIN=${pids[-1]}
 start_bg "$WARDEN" --data-dir "$work/d2" --log-level warn serve --config "$work/protected.yaml"

@@ -84,6 +84,39 @@ fn inspect_with(
     i.finish().score
 }
 
+fn table_head(what: &str) {
+    println!("| {what} | requests | PL1 | PL2 | PL3 | PL4 |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+}
+
+/// One table row: the share flagged at each paranoia level, with `decimals` digits.
+fn row(label: &str, t: &Tally, decimals: usize) {
+    let pct = |n: usize| {
+        if t.total == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / t.total as f64
+        }
+    };
+    let cells: Vec<String> = t
+        .flagged
+        .iter()
+        .map(|n| format!("{:.decimals$}%", pct(*n)))
+        .collect();
+    println!("| {label} | {} | {} |", t.total, cells.join(" | "));
+}
+
+fn sum<'a>(tallies: impl Iterator<Item = &'a Tally>) -> Tally {
+    let mut all = Tally::default();
+    for t in tallies {
+        all.total += t.total;
+        for i in 0..4 {
+            all.flagged[i] += t.flagged[i];
+        }
+    }
+    all
+}
+
 fn lines(p: &Path) -> Vec<String> {
     std::fs::read_to_string(p)
         .unwrap_or_default()
@@ -482,84 +515,23 @@ fn main() {
             .collect(),
     );
 
-    let pct = |n: usize, d: usize| {
-        if d == 0 {
-            0.0
-        } else {
-            100.0 * n as f64 / d as f64
-        }
-    };
     println!("## Detection rate on attacks (requests refused at the default threshold of 5)\n");
-    println!("| attack corpus | requests | PL1 | PL2 | PL3 | PL4 |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-    let mut all = Tally::default();
+    table_head("attack corpus");
     for (k, t) in &attacks {
-        println!(
-            "| {k} | {} | {:.1}% | {:.1}% | {:.1}% | {:.1}% |",
-            t.total,
-            pct(t.flagged[0], t.total),
-            pct(t.flagged[1], t.total),
-            pct(t.flagged[2], t.total),
-            pct(t.flagged[3], t.total)
-        );
-        all.total += t.total;
-        for i in 0..4 {
-            all.flagged[i] += t.flagged[i];
-        }
+        row(k, t, 1);
     }
     for (k, t) in &subsets {
-        println!(
-            "| ({k}: a subset of the above) | {} | {:.1}% | {:.1}% | {:.1}% | {:.1}% |",
-            t.total,
-            pct(t.flagged[0], t.total),
-            pct(t.flagged[1], t.total),
-            pct(t.flagged[2], t.total),
-            pct(t.flagged[3], t.total)
-        );
+        row(&format!("({k}: a subset of the above)"), t, 1);
     }
-    println!(
-        "| **all attacks** | {} | **{:.1}%** | {:.1}% | {:.1}% | {:.1}% |",
-        all.total,
-        pct(all.flagged[0], all.total),
-        pct(all.flagged[1], all.total),
-        pct(all.flagged[2], all.total),
-        pct(all.flagged[3], all.total)
-    );
+    row("**all attacks**", &sum(attacks.values()), 1);
     println!("\n## False alarms on harmless traffic\n");
-    println!("| harmless corpus | requests | PL1 | PL2 | PL3 | PL4 |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-    let mut all = Tally::default();
+    table_head("harmless corpus");
     for (k, t) in &legit {
-        println!(
-            "| {k} | {} | {:.2}% | {:.2}% | {:.2}% | {:.2}% |",
-            t.total,
-            pct(t.flagged[0], t.total),
-            pct(t.flagged[1], t.total),
-            pct(t.flagged[2], t.total),
-            pct(t.flagged[3], t.total)
-        );
-        all.total += t.total;
-        for i in 0..4 {
-            all.flagged[i] += t.flagged[i];
-        }
+        row(k, t, 2);
     }
-    println!(
-        "| **all harmless** | {} | **{:.2}%** | {:.2}% | {:.2}% | {:.2}% |",
-        all.total,
-        pct(all.flagged[0], all.total),
-        pct(all.flagged[1], all.total),
-        pct(all.flagged[2], all.total),
-        pct(all.flagged[3], all.total)
-    );
+    row("**all harmless**", &sum(legit.values()), 2);
     for (k, t) in &crs_negative {
-        println!(
-            "| ({k}: not a harmless corpus, see above) | {} | {:.2}% | {:.2}% | {:.2}% | {:.2}% |",
-            t.total,
-            pct(t.flagged[0], t.total),
-            pct(t.flagged[1], t.total),
-            pct(t.flagged[2], t.total),
-            pct(t.flagged[3], t.total)
-        );
+        row(&format!("({k}: not a harmless corpus, see above)"), t, 2);
     }
     println!("\n{skipped} CRS test stages skipped (raw encoded requests, or no expectation).");
 
