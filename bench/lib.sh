@@ -1,7 +1,7 @@
 # Shared pieces of the wrk benchmarks: sourced by bench/*.sh, not run on its own.
 # Provides: $work (a temp folder removed on exit), start_bg CMD... (killed on exit), free_port,
-# wait_http PORT [PATH], cpu_ticks PID..., measure PORT PATH PID..., nginx_static PORT FILE,
-# nginx_ok PORT and warden_config PORT ADMIN_PORT UPSTREAM_PORT [EXTRA_YAML].
+# wait_http PORT [PATH], cpu_ticks PID..., measure PORT PATH PID..., nginx_serve PORT LOCATION,
+# nginx_static PORT FILE, nginx_ok PORT and warden_config PORT ADMIN_PORT UPSTREAM_PORT [EXTRA_YAML].
 
 set -euo pipefail
 work=$(mktemp -d)
@@ -64,45 +64,34 @@ print(f"{rps:.0f} {ms(50):.3f} {ms(99):.3f} {errs.group(1) if errs else 0} {cpu_
 PY
 }
 
-# nginx_static PORT FILE: an nginx (1 worker) answering every request with FILE as JSON.
-nginx_static() {
-  local port=$1 file=$2 conf="$work/static-$1.conf"
+# nginx_serve PORT LOCATION: an nginx (1 worker, no access log) whose `location /` does LOCATION.
+nginx_serve() {
+  local port=$1 conf="$work/nginx-$1.conf"
   cat >"$conf" <<NGINX
 worker_processes 1;
-pid $work/static-$port.pid;
-error_log $work/static-$port-error.log warn;
+pid $work/nginx-$port.pid;
+error_log $work/nginx-$port-error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$port;
-    location / { default_type application/json; root $(dirname "$file"); try_files /$(basename "$file") =404; }
+    location / { default_type application/json; $2 }
   }
 }
 NGINX
   start_bg nginx -c "$conf" -p "$work" -g 'daemon off;'
 }
 
-# nginx_ok PORT: an nginx (1 worker) answering every request, whatever its method and body, with
-# a small JSON document.
-nginx_ok() {
-  local port=$1 conf="$work/ok-$1.conf"
-  cat >"$conf" <<NGINX
-worker_processes 1;
-pid $work/ok-$port.pid;
-error_log $work/ok-$port-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$port;
-    location / { default_type application/json; return 200 '{"ok":true}'; }
-  }
+# nginx_static PORT FILE: answers every request with FILE as JSON.
+nginx_static() {
+  nginx_serve "$1" "root $(dirname "$2"); try_files /$(basename "$2") =404;"
 }
-NGINX
-  start_bg nginx -c "$conf" -p "$work" -g 'daemon off;'
+
+# nginx_ok PORT: answers every request, whatever its method and body, with a small JSON document.
+nginx_ok() {
+  nginx_serve "$1" "return 200 '{\"ok\":true}';"
 }
 
 # warden_config PORT ADMIN_PORT UPSTREAM_PORT [EXTRA_YAML]: a Warden config with one plain listener,

@@ -14,6 +14,20 @@ const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 /// Removes hop-by-hop headers and every header the sender listed in `Connection`. The listed names
 /// go first: a client can name `Authorization` or `X-Forwarded-For` there to make a naive proxy drop
 /// it after its checks ran, so we drop them before any check sees the request.
+/// The media type of a `Content-Type`, lower case, without parameters (`application/json` for
+/// `Application/JSON; charset=utf-8`); empty when absent or unreadable.
+pub fn media_type(headers: &HeaderMap) -> String {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    ct.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names (no hashing) finds which are present; most messages carry none, and
     // an upstream's response usually just `Connection: keep-alive`. Only those are then removed.

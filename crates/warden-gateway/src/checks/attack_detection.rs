@@ -167,12 +167,8 @@ enum BodyKind {
 }
 
 fn body_kind(headers: &HeaderMap) -> BodyKind {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let essence = ct.split(';').next().unwrap_or("").trim();
+    let essence = crate::headers::media_type(headers);
+    let essence = essence.as_str();
     if essence == "application/json" || essence.ends_with("+json") {
         BodyKind::Json
     } else if essence == "application/x-www-form-urlencoded" {

@@ -79,13 +79,8 @@ enum Kind {
 }
 
 fn body_kind(head: &response::Parts) -> Kind {
-    let ct = head
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let essence = ct.split(';').next().unwrap_or("").trim();
+    let essence = crate::headers::media_type(&head.headers);
+    let essence = essence.as_str();
     if essence == "application/json" || essence.ends_with("+json") {
         Kind::Json
     } else if essence.starts_with("text/") || essence.ends_with("/xml") || essence.ends_with("+xml")
