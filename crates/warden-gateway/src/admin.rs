@@ -51,14 +51,24 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Response<GatewayBody> {
                 text(StatusCode::OK, "ready\n", "text/plain")
             }
         }
-        "/metrics" => text(
-            StatusCode::OK,
-            &shared.metrics.encode_with(
+        "/metrics" => {
+            let mut out = shared.metrics.encode_with(
                 shared.open_connections.load(Ordering::Relaxed),
                 shared.in_flight.load(Ordering::Relaxed),
-            ),
-            "text/plain; version=0.0.4; charset=utf-8",
-        ),
+            );
+            // Traffic-control series live with their state, which outlives config generations.
+            let mut extra = String::new();
+            shared.peek().services.traffic.encode_metrics(&mut extra);
+            match out.rfind("# EOF") {
+                Some(at) => out.insert_str(at, &extra),
+                None => out.push_str(&extra),
+            }
+            text(
+                StatusCode::OK,
+                &out,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+        }
         _ => crate::problem::simple(ProblemKind::NoRoute, "admin-no-route", "admin"),
     }
 }

@@ -22,9 +22,11 @@ use serde::Deserialize;
 mod attack;
 mod auth;
 mod protection;
+mod traffic;
 pub use attack::*;
 pub use auth::*;
 pub use protection::*;
+pub use traffic::*;
 
 /// A config that parsed and passed validation. Relative paths are already resolved against the
 /// config file's folder.
@@ -66,6 +68,9 @@ pub struct Config {
     /// Upstream 5xx answers that leak internals become a generic problem. On by default.
     #[serde(default)]
     pub error_scrubbing: ErrorScrubbing,
+    /// Rate limits, quotas and per-consumer concurrency; shared through Redis when configured.
+    #[serde(default)]
+    pub traffic: Traffic,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -222,6 +227,19 @@ pub struct UpstreamConfig {
     pub pool_max_idle_per_target: usize,
     #[serde(default = "default_pool_idle_timeout", with = "humantime_serde")]
     pub pool_idle_timeout: Duration,
+    /// Calls in flight to this upstream at once (all targets, all routes); past a priority's share
+    /// of it, calls of that priority are shed with 503.
+    #[serde(default)]
+    pub max_concurrent: Option<usize>,
+    /// The share of `max_concurrent` low and normal priority calls may fill.
+    #[serde(default)]
+    pub priority_shares: Shares,
+    /// Per target: stop calling a failing target for a while. On by default.
+    #[serde(default)]
+    pub circuit_breaker: BreakerConfig,
+    /// Retries of idempotent, bodiless calls. One retry on connection failure by default.
+    #[serde(default)]
+    pub retries: RetryConfig,
 }
 
 fn default_connect_timeout() -> Duration {
@@ -320,6 +338,9 @@ pub struct RouteConfig {
     /// Changes to `attack_detection` for this route (mode, paranoia, threshold).
     #[serde(default)]
     pub attack_detection: RouteAttackDetection,
+    /// Rank of this route's calls when its upstream is saturated: `low`, `normal` or `high`.
+    #[serde(default)]
+    pub priority: Priority,
 }
 
 fn yes() -> bool {
@@ -492,7 +513,17 @@ impl Config {
     /// Parses and validates config text; `path` names the file in errors and anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let err_at = |field: Option<String>, message: String| {
-            let line = field.as_deref().and_then(|f| locate(text, f));
+            // A field inside a flow mapping (`{name: a, rate: 1/s}`) has no line of its own: point
+            // at the nearest enclosing node that has one.
+            let line = field.as_deref().and_then(|f| {
+                let mut f = f;
+                loop {
+                    if let Some(line) = locate(text, f) {
+                        return Some(line);
+                    }
+                    f = &f[..f.rfind(['.', '['])?];
+                }
+            });
             ConfigError {
                 file: path.to_path_buf(),
                 line,
@@ -564,6 +595,25 @@ impl Config {
                     "needs at least one target URL".into(),
                 ));
             }
+            if up.max_concurrent == Some(0) {
+                return Some((
+                    format!("upstreams.{name}.max_concurrent"),
+                    "must be at least 1 (or left out: no cap)".into(),
+                ));
+            }
+            let shares = up.priority_shares;
+            if shares.low == 0 || shares.low > shares.normal || shares.normal > 100 {
+                return Some((
+                    format!("upstreams.{name}.priority_shares"),
+                    "needs 0 < low <= normal <= 100 (percent)".into(),
+                ));
+            }
+            if up.retries.statuses.iter().any(|s| !(500..600).contains(s)) {
+                return Some((
+                    format!("upstreams.{name}.retries.statuses"),
+                    "only 5xx answers can be retried".into(),
+                ));
+            }
             if up.connect_timeout.is_zero() || up.read_timeout.is_zero() {
                 return Some((
                     format!("upstreams.{name}"),
@@ -589,6 +639,10 @@ impl Config {
             }
         }
         if let Some(problem) = self.auth.validate() {
+            return Some(problem);
+        }
+        let names: Vec<String> = (0..self.routes.len()).map(|i| self.route_name(i)).collect();
+        if let Some(problem) = self.traffic.validate(&names) {
             return Some(problem);
         }
         for (i, r) in self.routes.iter().enumerate() {

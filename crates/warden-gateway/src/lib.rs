@@ -5,6 +5,7 @@
 //! - which checks run, in which order: [`pipeline::Pipeline::build`];
 //! - connection limits, slowloris and idle handling, graceful shutdown: [`server`];
 //! - every config field and its default: [`config`];
+//! - rate limits, quotas, concurrency caps, circuit breakers and their shared state: [`checks::traffic`], [`traffic`];
 //! - how a refusal becomes `application/problem+json`: [`problem`].
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ pub mod server;
 pub mod services;
 pub mod shared;
 pub mod tls;
+pub mod traffic;
 pub mod upstream;
 pub mod workers;
 

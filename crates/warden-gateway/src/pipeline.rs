@@ -75,6 +75,12 @@ pub trait Check: Send + Sync + 'static {
         false
     }
 
+    /// I/O to do before `request_body`, for checks that could only decide once the body was read
+    /// (a limit keyed by a consumer that a signed request names only once its body is verified).
+    fn request_body_io(&self, _ctx: &RequestCtx, _head: &request::Parts) -> Option<Pending> {
+        None
+    }
+
     fn request_body(
         &self,
         _ctx: &mut RequestCtx,
@@ -154,6 +160,12 @@ impl Pipeline {
                 services.clone(),
             )));
         }
+        // Rate limits, quotas and concurrency caps: per consumer, so after identity; before
+        // anything that reads the body or calls upstream, so a flood costs little.
+        let traffic = checks::traffic::TrafficCheck::new(config, services.clone());
+        if traffic.active() {
+            checks.push(Arc::new(traffic));
+        }
         // Attacks in what the request carries. After identity: an unauthenticated request is
         // refused without being read, and a route's consumer is known to the audit.
         let attacks = checks::attack_detection::AttackDetectionCheck::new(config);
@@ -220,13 +232,26 @@ impl Pipeline {
         self.checks.iter().any(|c| c.needs_body(ctx, head))
     }
 
-    pub fn request_body(
+    pub async fn request_body(
         &self,
         ctx: &mut RequestCtx,
         head: &mut request::Parts,
         body: &Bytes,
     ) -> Result<(), Denial> {
-        self.run(|c| c.request_body(ctx, head, body))
+        for c in &self.checks {
+            if let Some(io) = c.request_body_io(ctx, head) {
+                if let Ok(Some(apply)) = tokio::time::timeout(IO_DEADLINE, io).await {
+                    apply(ctx);
+                }
+            }
+            if let Verdict::Reject(rejection) = c.request_body(ctx, head, body) {
+                return Err(Denial {
+                    phase: c.name(),
+                    rejection,
+                });
+            }
+        }
+        Ok(())
     }
 
     pub fn response_head(

@@ -120,7 +120,11 @@ pub async fn handle<G: Send + 'static>(
             rejection,
             upstream,
         }) => {
-            let resp = problem_response(&rejection, &ctx.request_id);
+            let mut resp = problem_response(&rejection, &ctx.request_id);
+            if let Some(RetryAfter(secs)) = ctx.ext.get::<RetryAfter>() {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+            }
             ctx.decision = Decision::Failed { rejection };
             (resp, Some(upstream))
         }
@@ -136,6 +140,10 @@ pub async fn handle<G: Send + 'static>(
         (in_flight, guard),
     ))
 }
+
+/// Seconds a client should wait before trying again, for a failure that knows.
+#[derive(Clone, Copy)]
+struct RetryAfter(u64);
 
 enum Failure {
     /// A pipeline check refused the request (or the upstream's response to it, named here).
@@ -215,6 +223,7 @@ async fn proxy(
         stats.bytes.store(bytes.len() as u64, Ordering::Relaxed);
         rt.pipeline
             .request_body(ctx, &mut head, &bytes)
+            .await
             .map_err(denied)?;
         crate::body::full(bytes)
     } else {
@@ -223,18 +232,32 @@ async fn proxy(
 
     // Build the upstream request.
     let upstream = &route.upstream;
-    let target_index = upstream.pick();
-    let target = &upstream.targets[target_index];
+    let mut pick = match upstream.pick(None) {
+        Ok(p) => p,
+        Err(wait_ms) => {
+            // Fast, and telling the client when a probe will be let through.
+            ctx.ext.insert(RetryAfter(wait_ms.div_ceil(1000).max(1)));
+            return Err(Failure::Upstream {
+                rejection: Rejection::new(ProblemKind::CircuitOpen, "circuit-open"),
+                upstream: upstream.name.clone(),
+            });
+        }
+    };
     let path = if route.strip_prefix && route.prefix.0 != "/" {
         head.uri
             .path()
             .strip_prefix(route.prefix.0.as_str())
             .unwrap_or(head.uri.path())
+            .to_string()
     } else {
-        head.uri.path()
+        head.uri.path().to_string()
     };
-    let uri = crate::upstream::upstream_uri(target, path, head.uri.query())
-        .map_err(|_| gateway(ProblemKind::BadRequest, "uri-invalid"))?;
+    let query = head.uri.query().map(str::to_string);
+    let target_uri = |t: usize| {
+        crate::upstream::upstream_uri(&upstream.targets[t], &path, query.as_deref())
+            .map_err(|_| gateway(ProblemKind::BadRequest, "uri-invalid"))
+    };
+    let uri = target_uri(pick.target)?;
     if !head.headers.contains_key(header::HOST) {
         // HTTP/2 carries the host in :authority; the HTTP/1.1 upstream needs a Host header.
         if let Some(v) = head
@@ -266,14 +289,9 @@ async fn proxy(
     // Upstreams speak HTTP/1.1 whatever the client spoke: the pool is h1, and hyper refuses to send
     // an HTTP/2-versioned request over it.
     head.version = Version::HTTP_11;
-    let upstream_req = Request::from_parts(head, body);
+    let mut upstream_req = Request::from_parts(head, body);
 
     let name = upstream.name.clone();
-    let sent = tokio::time::timeout(
-        upstream.read_timeout,
-        upstream.send(target_index, upstream_req),
-    )
-    .await;
     let upstream_fail = |kind: ProblemKind, reason: &'static str, metric: &'static str| {
         shared
             .metrics
@@ -288,7 +306,48 @@ async fn proxy(
             upstream: name.clone(),
         }
     };
-    let resp = match sent {
+    // Attempts: the first, then retries of an idempotent, bodiless call (another target when
+    // there is one) on a connection failure or a listed 5xx, while the retry budget lasts.
+    let retries = &upstream.retries;
+    upstream.retry_budget.deposit();
+    let mut attempt = 0;
+    let resp = loop {
+        let copy = (attempt < retries.attempts)
+            .then(|| crate::upstream::replayable(&upstream_req))
+            .flatten();
+        let sent = tokio::time::timeout(
+            upstream.read_timeout,
+            upstream.send(pick.target, upstream_req),
+        )
+        .await;
+        let (ok, retry_on) = match &sent {
+            Ok(Ok(r)) => {
+                let status = r.status().as_u16();
+                (
+                    !matches!(status, 502..=504),
+                    retries.statuses.contains(&status),
+                )
+            }
+            Ok(Err(UpstreamError::Connect(_))) => (false, true),
+            _ => (false, false),
+        };
+        upstream.report(pick, ok);
+        let again = match copy {
+            Some(copy) if retry_on && upstream.retry_budget.withdraw() => {
+                upstream.pick(Some(pick.target)).ok().map(|p| (copy, p))
+            }
+            _ => None,
+        };
+        let Some((mut copy, next)) = again else {
+            break sent;
+        };
+        tracing::debug!(upstream = %name, attempt, "retrying on another attempt");
+        *copy.uri_mut() = target_uri(next.target)?;
+        upstream_req = copy;
+        pick = next;
+        attempt += 1;
+    };
+    let resp = match resp {
         Err(_elapsed) => {
             return Err(upstream_fail(
                 ProblemKind::UpstreamTimeout,

@@ -60,6 +60,7 @@ impl Runtime {
                     r.connect_timeout,
                     r.read_timeout,
                     config.worker_count(),
+                    &services.traffic,
                 )),
             })
             .collect();

@@ -31,6 +31,8 @@ pub struct Services {
     issued: Mutex<HashMap<[u8; 32], (String, i64)>>,
     jwks: Mutex<HashMap<String, Arc<JwksSource>>>,
     stop: Arc<AtomicBool>,
+    /// Rate limits, quotas, concurrency, breakers (traffic.rs).
+    pub traffic: crate::traffic::TrafficState,
 }
 
 pub fn now_secs() -> i64 {
@@ -65,6 +67,7 @@ impl Services {
 
     fn new(store_dir: Option<PathBuf>) -> Services {
         Services {
+            traffic: crate::traffic::TrafficState::new(store_dir.clone()),
             keys: ArcSwap::from_pointee(KeySet::default()),
             store_dir,
             lockouts: Mutex::default(),

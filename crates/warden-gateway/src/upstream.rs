@@ -22,8 +22,15 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use warden_policy::traffic::breaker::{Admission, State};
+
 use crate::body::{BoxError, GatewayBody};
-use crate::config::{Target, UpstreamConfig};
+use crate::config::{RetryConfig, Target, UpstreamConfig};
+use crate::traffic::{RetryBudget, TargetBreaker, TrafficState};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// One route's way to its upstream: a pool per worker thread and per target. Per route (not per
 /// upstream) because connect timeouts can differ per route.
@@ -34,6 +41,17 @@ pub struct Upstream {
     connect_timeout: Duration,
     pools: Vec<Arc<Pool>>,
     next: AtomicUsize,
+    /// One per target, shared with every config generation (empty: breaker off).
+    breakers: Vec<Arc<TargetBreaker>>,
+    pub retries: RetryConfig,
+    pub retry_budget: Arc<RetryBudget>,
+}
+
+/// Which target a call goes to, and whether it is a half-open breaker's probe.
+#[derive(Debug, Clone, Copy)]
+pub struct Pick {
+    pub target: usize,
+    probe: bool,
 }
 
 /// Why an upstream call failed; decides between 502 reasons and feeds the error metrics.
@@ -52,6 +70,7 @@ impl Upstream {
         connect_timeout: Option<Duration>,
         read_timeout: Option<Duration>,
         workers: usize,
+        traffic: &TrafficState,
     ) -> Self {
         let pools = (0..workers.max(1))
             .map(|_| {
@@ -69,15 +88,107 @@ impl Upstream {
             connect_timeout: connect_timeout.unwrap_or(cfg.connect_timeout),
             pools,
             next: AtomicUsize::new(0),
+            breakers: if cfg.circuit_breaker.enabled {
+                let policy = cfg.circuit_breaker.policy();
+                cfg.targets
+                    .iter()
+                    .map(|t| {
+                        traffic.breaker(name, &format!("{}{}", t.authority, t.base_path), policy)
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            retries: cfg.retries.clone(),
+            retry_budget: traffic.retry_budget(
+                name,
+                cfg.retries.budget_percent,
+                cfg.retries.budget_min_per_sec,
+            ),
         }
     }
 
     /// Round robin. Relaxed is enough: fairness, not exactness, is the goal. A single target skips
     /// the shared counter, which every worker would otherwise write on every request.
-    pub fn pick(&self) -> usize {
+    fn next_index(&self) -> usize {
         match self.targets.len() {
             1 => 0,
             n => self.next.fetch_add(1, Ordering::Relaxed) % n,
+        }
+    }
+
+    /// The next target whose breaker lets a call through, avoiding `avoid` (a target that just
+    /// failed) while another is available. `Err`: every breaker is open, for this many ms at least.
+    pub fn pick(&self, avoid: Option<usize>) -> Result<Pick, u64> {
+        let n = self.targets.len();
+        let start = self.next_index();
+        if self.breakers.is_empty() {
+            let target = match avoid {
+                Some(a) if a == start && n > 1 => (start + 1) % n,
+                _ => start,
+            };
+            return Ok(Pick {
+                target,
+                probe: false,
+            });
+        }
+        let now = crate::traffic::now_ms();
+        let mut wait = u64::MAX;
+        let order = (0..n)
+            .map(|i| (start + i) % n)
+            .filter(|t| Some(*t) != avoid || n == 1);
+        for t in order {
+            match lock(&self.breakers[t].breaker).admit(now) {
+                Admission::Allowed => {
+                    return Ok(Pick {
+                        target: t,
+                        probe: false,
+                    })
+                }
+                Admission::Probe => {
+                    return Ok(Pick {
+                        target: t,
+                        probe: true,
+                    })
+                }
+                Admission::Refused { retry_after_ms } => wait = wait.min(retry_after_ms),
+            }
+        }
+        match avoid {
+            // The only other targets are open: the one that just failed may still take a retry.
+            Some(a) if n > 1 => match lock(&self.breakers[a].breaker).admit(now) {
+                Admission::Allowed => Ok(Pick {
+                    target: a,
+                    probe: false,
+                }),
+                Admission::Probe => Ok(Pick {
+                    target: a,
+                    probe: true,
+                }),
+                Admission::Refused { retry_after_ms } => Err(wait.min(retry_after_ms)),
+            },
+            _ => Err(wait),
+        }
+    }
+
+    /// Tells the target's breaker how the call went; logs when that opens or closes it.
+    pub fn report(&self, pick: Pick, ok: bool) {
+        let Some(b) = self.breakers.get(pick.target) else {
+            return;
+        };
+        let changed = lock(&b.breaker).record(crate::traffic::now_ms(), ok, pick.probe);
+        match changed {
+            Some(State::Open) => tracing::warn!(
+                upstream = %self.name,
+                target = %b.target,
+                "circuit breaker opened: calls to this target are paused"
+            ),
+            Some(State::Closed) => tracing::info!(
+                upstream = %self.name,
+                target = %b.target,
+                "circuit breaker closed: the target answered a probe"
+            ),
+            _ => {}
         }
     }
 
@@ -169,7 +280,7 @@ const FRESH: Duration = Duration::from_millis(2);
 /// A copy of `req` to send again if a reused connection dies under it: only for methods that are
 /// idempotent (RFC 9110 §9.2.2) and requests without a body, since the first attempt may have
 /// reached the upstream.
-fn replayable(req: &Request<GatewayBody>) -> Option<Request<GatewayBody>> {
+pub fn replayable(req: &Request<GatewayBody>) -> Option<Request<GatewayBody>> {
     let idempotent = matches!(
         *req.method(),
         http::Method::GET

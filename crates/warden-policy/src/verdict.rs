@@ -76,10 +76,12 @@ pub enum ProblemKind {
     /// The upstream answered with an error the gateway would not pass on as it was.
     UpstreamError,
     TooManyRequests,
+    /// The upstream failed repeatedly and the gateway stopped calling it for a while.
+    CircuitOpen,
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 13] = [
+    pub const ALL: [ProblemKind; 14] = [
         ProblemKind::BadRequest,
         ProblemKind::Unauthorized,
         ProblemKind::Forbidden,
@@ -93,6 +95,7 @@ impl ProblemKind {
         ProblemKind::Internal,
         ProblemKind::UpstreamError,
         ProblemKind::TooManyRequests,
+        ProblemKind::CircuitOpen,
     ];
 
     pub fn status(self) -> u16 {
@@ -110,6 +113,7 @@ impl ProblemKind {
             ProblemKind::Overloaded => 503,
             ProblemKind::UpstreamTimeout => 504,
             ProblemKind::UpstreamError => 502,
+            ProblemKind::CircuitOpen => 503,
         }
     }
 
@@ -128,6 +132,7 @@ impl ProblemKind {
             ProblemKind::UpstreamTimeout => "upstream-timeout",
             ProblemKind::Internal => "internal-error",
             ProblemKind::UpstreamError => "upstream-error",
+            ProblemKind::CircuitOpen => "circuit-open",
         }
     }
 
@@ -146,6 +151,9 @@ impl ProblemKind {
             ProblemKind::UpstreamTimeout => "The upstream service did not answer in time",
             ProblemKind::Internal => "The gateway failed to handle the request",
             ProblemKind::UpstreamError => "The upstream service failed to handle the request",
+            ProblemKind::CircuitOpen => {
+                "The upstream service is failing; calls to it are paused for a moment"
+            }
         }
     }
 }

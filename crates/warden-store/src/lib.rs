@@ -167,6 +167,18 @@ impl Store {
         Ok(())
     }
 
+    /// Records something the gateway itself did or saw (an alert raised or resolved) in the admin
+    /// event log, beside key changes.
+    pub fn record_event(
+        &mut self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| Self::event(tx, actor, action, subject, detail))
+    }
+
     /// Makes a key for `consumer`; returns its record and its full text, which is never stored.
     pub fn create_key(
         &mut self,

@@ -9,3 +9,4 @@ pub mod identity;
 pub mod ip_rules;
 pub mod login;
 pub mod security_headers;
+pub mod traffic;

@@ -1,0 +1,656 @@
+//! Traffic-control state that outlives config generations: rate limiters and quota counters (in
+//! process, or in Redis for several replicas), concurrency counters, circuit breakers and retry
+//! budgets. A reload that keeps a limit's definition keeps its counters.
+//!
+//! Redis holds the shared counters; every update is one server-side script, so replicas never race
+//! on a read-modify-write. When Redis cannot be reached, each limit does what its
+//! `on_store_error` says (count locally meanwhile, or refuse), Redis is left alone for
+//! `retry_after`, and one alert is raised per outage (log, metrics, the store's admin events).
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::RateLimiter;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use warden_policy::traffic::breaker::{Breaker, Policy as BreakerPolicy};
+use warden_policy::traffic::window::Period;
+
+use crate::config::{Quota, Rate, RedisConfig};
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One limit's answer for one call: what the `RateLimit-*` headers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The most calls the limit lets through at once (burst, or the quota).
+    pub limit: u64,
+    pub remaining: u64,
+    /// Seconds until the allowance is whole again (quota: until the window ends).
+    pub reset_secs: u64,
+    /// Refused: seconds until a call would be let through.
+    pub retry_after_secs: u64,
+}
+
+/// The shared store could not answer; the limit's fallback decides.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreDown;
+
+type LocalLimiter =
+    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+/// GCRA in this process (governor), keyed by the limit's key.
+pub struct LocalRate {
+    limiter: LocalLimiter,
+    burst: u32,
+    interval: Duration,
+    clock: DefaultClock,
+    checks: AtomicU64,
+}
+
+impl LocalRate {
+    fn new(rate: Rate, burst: u32) -> LocalRate {
+        let interval = rate.period / rate.count;
+        let burst = burst.max(1);
+        let quota = governor::Quota::with_period(interval)
+            .expect("validated: the interval is at least 1 ms")
+            .allow_burst(NonZeroU32::new(burst).expect("burst is at least 1"));
+        LocalRate {
+            limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+            burst,
+            interval,
+            clock: DefaultClock::default(),
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    pub fn check(&self, key: &str) -> Decision {
+        // Forget idle keys now and then, or a key per client IP grows without bound.
+        if self.checks.fetch_add(1, Ordering::Relaxed) % 10_000 == 9_999 {
+            self.limiter.retain_recent();
+        }
+        match self.limiter.check_key(&key.to_string()) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                Decision {
+                    allowed: true,
+                    limit: u64::from(self.burst),
+                    remaining: u64::from(remaining),
+                    reset_secs: ceil_secs(self.interval * (self.burst - remaining)),
+                    retry_after_secs: 0,
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.clock.now());
+                Decision {
+                    allowed: false,
+                    limit: u64::from(self.burst),
+                    remaining: 0,
+                    reset_secs: ceil_secs(wait).max(1),
+                    retry_after_secs: ceil_secs(wait).max(1),
+                }
+            }
+        }
+    }
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000) as u64
+}
+
+/// Fixed-window counts in this process: (window start, calls) per key.
+#[derive(Default)]
+pub struct LocalQuota {
+    counts: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+impl LocalQuota {
+    pub fn check(&self, key: &str, quota: Quota, now_ms: u64) -> Decision {
+        let (start, end) = quota.period.window(now_ms);
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.len() > 100_000 {
+            counts.retain(|_, (s, _)| *s == start);
+        }
+        let entry = counts.entry(key.to_string()).or_insert((start, 0));
+        if entry.0 != start {
+            *entry = (start, 0);
+        }
+        entry.1 += 1;
+        quota_decision(quota, entry.1, end - now_ms)
+    }
+}
+
+fn quota_decision(quota: Quota, count: u64, left_ms: u64) -> Decision {
+    let limit = u64::from(quota.limit);
+    let allowed = count <= limit;
+    let reset = left_ms.div_ceil(1000).max(1);
+    Decision {
+        allowed,
+        limit,
+        remaining: limit.saturating_sub(count),
+        reset_secs: reset,
+        retry_after_secs: if allowed { 0 } else { reset },
+    }
+}
+
+/// GCRA on the Redis server's clock, so replicas agree whatever their own clocks say. The key holds
+/// the theoretical arrival time (µs); a call is allowed when, with it, no more than `burst`
+/// emission intervals are outstanding. Returns {allowed, remaining, retry_after_us, reset_us}.
+const GCRA_SCRIPT: &str = r#"
+local interval = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2]) * interval
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local outstanding = new_tat - now
+if outstanding > capacity then
+  return {0, 0, outstanding - capacity, tat - now}
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.floor(outstanding / 1000) + 1)
+return {1, math.floor((capacity - outstanding) / interval), 0, outstanding}
+"#;
+
+/// One fixed window's count; the key names the window, and expires with it.
+const QUOTA_SCRIPT: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"#;
+
+pub struct RedisStore {
+    config: RedisConfig,
+    client: redis::Client,
+    /// One multiplexed connection per worker thread, made on first use on that worker, so a call
+    /// never crosses threads; the manager reconnects by itself.
+    conns: Vec<OnceLock<ConnectionManager>>,
+    gcra: redis::Script,
+    quota: redis::Script,
+    /// Until when (ms since the epoch) Redis is skipped after a failure.
+    down_until: AtomicU64,
+    down: AtomicBool,
+    alerts: Arc<Alerts>,
+}
+
+impl RedisStore {
+    fn new(config: RedisConfig, workers: usize, alerts: Arc<Alerts>) -> Result<RedisStore, String> {
+        let client = redis::Client::open(config.url.0.as_str()).map_err(|e| e.to_string())?;
+        Ok(RedisStore {
+            config,
+            client,
+            conns: (0..workers.max(1)).map(|_| OnceLock::new()).collect(),
+            gcra: redis::Script::new(GCRA_SCRIPT),
+            quota: redis::Script::new(QUOTA_SCRIPT),
+            down_until: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+            alerts,
+        })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.config.prefix
+    }
+
+    pub fn is_up(&self) -> bool {
+        !self.down.load(Ordering::Relaxed)
+    }
+
+    fn conn(&self) -> Option<ConnectionManager> {
+        let slot = &self.conns[crate::workers::current() % self.conns.len()];
+        if let Some(c) = slot.get() {
+            return Some(c.clone());
+        }
+        let cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.config.timeout))
+            .set_response_timeout(Some(self.config.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(self.config.retry_after);
+        let made = ConnectionManager::new_lazy_with_config(self.client.clone(), cfg).ok()?;
+        Some(slot.get_or_init(|| made).clone())
+    }
+
+    /// Runs one script call within the timeout, tracking Redis's health.
+    async fn call<T: redis::FromRedisValue>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreDown> {
+        let now = now_ms();
+        if now < self.down_until.load(Ordering::Relaxed) {
+            return Err(StoreDown);
+        }
+        let Some(mut conn) = self.conn() else {
+            self.failed(now, "the connection could not be set up");
+            return Err(StoreDown);
+        };
+        match tokio::time::timeout(self.config.timeout, invocation.invoke_async(&mut conn)).await {
+            Ok(Ok(v)) => {
+                if self.down.swap(false, Ordering::Relaxed) {
+                    self.alerts
+                        .resolve("shared-store-unreachable", &self.config.url.0);
+                }
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                self.failed(now, &e.to_string());
+                Err(StoreDown)
+            }
+            Err(_) => {
+                self.failed(now, "timed out");
+                Err(StoreDown)
+            }
+        }
+    }
+
+    fn failed(&self, now: u64, why: &str) {
+        self.down_until.store(
+            now + self.config.retry_after.as_millis() as u64,
+            Ordering::Relaxed,
+        );
+        if !self.down.swap(true, Ordering::Relaxed) {
+            self.alerts
+                .raise("shared-store-unreachable", &self.config.url.0, why);
+        }
+    }
+
+    pub async fn rate(&self, key: &str, rate: Rate, burst: u32) -> Result<Decision, StoreDown> {
+        let interval_us = (rate.period.as_micros() / u128::from(rate.count)).max(1) as u64;
+        let mut inv = self.gcra.key(key);
+        inv.arg(interval_us).arg(burst.max(1));
+        let (allowed, remaining, retry_us, reset_us): (i64, i64, i64, i64) = self.call(inv).await?;
+        let secs = |us: i64| (us.max(0) as u64).div_ceil(1_000_000);
+        Ok(Decision {
+            allowed: allowed == 1,
+            limit: u64::from(burst),
+            remaining: remaining.max(0) as u64,
+            reset_secs: secs(reset_us).max(u64::from(allowed != 1)),
+            retry_after_secs: if allowed == 1 {
+                0
+            } else {
+                secs(retry_us).max(1)
+            },
+        })
+    }
+
+    pub async fn quota(&self, key: &str, quota: Quota, now_ms: u64) -> Result<Decision, StoreDown> {
+        let (start, end) = quota.period.window(now_ms);
+        let window_key = format!("{key}:{start}");
+        let mut inv = self.quota.key(window_key);
+        // Kept a little past the window's end: replicas' clocks differ slightly.
+        inv.arg(end - now_ms + 60_000);
+        let count: i64 = self.call(inv).await?;
+        Ok(quota_decision(quota, count.max(0) as u64, end - now_ms))
+    }
+}
+
+/// Where alerts go: the log (target `warden::alert`), `/metrics`, and the store's admin events.
+pub struct Alerts {
+    store_dir: Option<PathBuf>,
+    raised: Mutex<HashMap<&'static str, u64>>,
+}
+
+impl Alerts {
+    pub fn new(store_dir: Option<PathBuf>) -> Alerts {
+        Alerts {
+            store_dir,
+            raised: Mutex::default(),
+        }
+    }
+
+    pub fn raise(&self, alert: &'static str, subject: &str, why: &str) {
+        tracing::error!(target: "warden::alert", alert, subject, reason = why, "alert raised");
+        *self
+            .raised
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(alert)
+            .or_default() += 1;
+        self.record(
+            "alert.raised",
+            alert,
+            serde_json::json!({"subject": subject, "reason": why}),
+        );
+    }
+
+    pub fn resolve(&self, alert: &'static str, subject: &str) {
+        tracing::warn!(target: "warden::alert", alert, subject, "alert resolved");
+        self.record(
+            "alert.resolved",
+            alert,
+            serde_json::json!({"subject": subject}),
+        );
+    }
+
+    /// Off the request path: a SQLite write may wait on another process's lock.
+    fn record(&self, action: &'static str, alert: &'static str, detail: serde_json::Value) {
+        let Some(dir) = self.store_dir.clone() else {
+            return;
+        };
+        std::thread::spawn(move || {
+            let written = warden_store::Store::open(&dir)
+                .and_then(|mut s| s.record_event("warden-gateway", action, alert, detail));
+            if let Err(e) = written {
+                tracing::error!(error = %e, "cannot record an alert in the store");
+            }
+        });
+    }
+
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        let mut v: Vec<_> = self
+            .raised
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// One upstream target's breaker, with the names `/metrics` reports it under.
+pub struct TargetBreaker {
+    pub upstream: String,
+    pub target: String,
+    pub breaker: Mutex<Breaker>,
+}
+
+/// Retries an upstream may still make: each call deposits `ratio` of a retry, time adds
+/// `min_per_sec`, a retry takes one. Keeps retries from multiplying the load on a failing upstream.
+pub struct RetryBudget {
+    ratio: f64,
+    min_per_sec: f64,
+    state: Mutex<(f64, u64)>,
+}
+
+impl RetryBudget {
+    fn new(percent: u8, min_per_sec: u32) -> RetryBudget {
+        RetryBudget {
+            ratio: f64::from(percent) / 100.0,
+            min_per_sec: f64::from(min_per_sec),
+            state: Mutex::new((f64::from(min_per_sec), now_ms())),
+        }
+    }
+
+    fn cap(&self) -> f64 {
+        (self.min_per_sec * 10.0).max(10.0)
+    }
+
+    pub fn deposit(&self) {
+        if self.ratio > 0.0 {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            s.0 = (s.0 + self.ratio).min(self.cap());
+        }
+    }
+
+    pub fn withdraw(&self) -> bool {
+        let now = now_ms();
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let refill = now.saturating_sub(s.1) as f64 / 1000.0 * self.min_per_sec;
+        s.0 = (s.0 + refill).min(self.cap());
+        s.1 = now;
+        if s.0 >= 1.0 {
+            s.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Calls in flight against a cap; released by dropping the `Slot`.
+#[derive(Default)]
+pub struct InFlight(AtomicUsize);
+
+impl InFlight {
+    /// Takes a slot if fewer than `cap` are taken.
+    pub fn try_enter(self: &Arc<Self>, cap: usize) -> Option<Slot> {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            if cur >= cap {
+                return None;
+            }
+            match self
+                .0
+                .compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return Some(Slot(self.clone())),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    pub fn current(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+pub struct Slot(Arc<InFlight>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Everything above, found by name. Lookups happen when a config generation is built, not per call,
+/// except per-consumer concurrency, whose keys are only known per call.
+pub struct TrafficState {
+    pub alerts: Arc<Alerts>,
+    rates: Mutex<HashMap<String, Arc<LocalRate>>>,
+    quotas: Mutex<HashMap<String, Arc<LocalQuota>>>,
+    redis: Mutex<Option<Arc<RedisStore>>>,
+    upstreams: Mutex<HashMap<String, Arc<InFlight>>>,
+    consumers: Mutex<HashMap<String, Arc<InFlight>>>,
+    breakers: Mutex<HashMap<(String, String), Arc<TargetBreaker>>>,
+    budgets: Mutex<HashMap<String, Arc<RetryBudget>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl TrafficState {
+    pub fn new(store_dir: Option<PathBuf>) -> TrafficState {
+        TrafficState {
+            alerts: Arc::new(Alerts::new(store_dir)),
+            rates: Mutex::default(),
+            quotas: Mutex::default(),
+            redis: Mutex::default(),
+            upstreams: Mutex::default(),
+            consumers: Mutex::default(),
+            breakers: Mutex::default(),
+            budgets: Mutex::default(),
+        }
+    }
+
+    /// The local limiter for a limit; the same one again while its definition is unchanged.
+    pub fn local_rate(&self, name: &str, rate: Rate, burst: u32) -> Arc<LocalRate> {
+        let id = format!("{name}|{rate:?}|{burst}");
+        lock(&self.rates)
+            .entry(id)
+            .or_insert_with(|| Arc::new(LocalRate::new(rate, burst)))
+            .clone()
+    }
+
+    pub fn local_quota(&self, name: &str, quota: Quota) -> Arc<LocalQuota> {
+        let id = format!("{name}|{quota:?}");
+        lock(&self.quotas).entry(id).or_default().clone()
+    }
+
+    /// The Redis store for `config`, reusing the current one when the config is unchanged.
+    pub fn redis(&self, config: &RedisConfig, workers: usize) -> Result<Arc<RedisStore>, String> {
+        let mut cur = lock(&self.redis);
+        if let Some(r) = cur.as_ref().filter(|r| r.config == *config) {
+            return Ok(r.clone());
+        }
+        let store = Arc::new(RedisStore::new(
+            config.clone(),
+            workers,
+            self.alerts.clone(),
+        )?);
+        *cur = Some(store.clone());
+        Ok(store)
+    }
+
+    pub fn upstream_in_flight(&self, upstream: &str) -> Arc<InFlight> {
+        lock(&self.upstreams)
+            .entry(upstream.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// A slot for `consumer` if it has fewer than `cap` calls in flight.
+    pub fn consumer_slot(&self, consumer: &str, cap: usize) -> Option<Slot> {
+        let mut map = lock(&self.consumers);
+        if map.len() > 10_000 {
+            map.retain(|_, c| c.current() > 0);
+        }
+        let c = map.entry(consumer.to_string()).or_default().clone();
+        drop(map);
+        c.try_enter(cap)
+    }
+
+    pub fn breaker(
+        &self,
+        upstream: &str,
+        target: &str,
+        policy: BreakerPolicy,
+    ) -> Arc<TargetBreaker> {
+        let mut map = lock(&self.breakers);
+        let entry = map
+            .entry((upstream.to_string(), target.to_string()))
+            .or_insert_with(|| {
+                Arc::new(TargetBreaker {
+                    upstream: upstream.to_string(),
+                    target: target.to_string(),
+                    breaker: Mutex::new(Breaker::new(policy)),
+                })
+            });
+        if lock(&entry.breaker).policy() != policy {
+            *entry = Arc::new(TargetBreaker {
+                upstream: upstream.to_string(),
+                target: target.to_string(),
+                breaker: Mutex::new(Breaker::new(policy)),
+            });
+        }
+        entry.clone()
+    }
+
+    pub fn retry_budget(&self, upstream: &str, percent: u8, min_per_sec: u32) -> Arc<RetryBudget> {
+        let id = format!("{upstream}|{percent}|{min_per_sec}");
+        lock(&self.budgets)
+            .entry(id)
+            .or_insert_with(|| Arc::new(RetryBudget::new(percent, min_per_sec)))
+            .clone()
+    }
+
+    /// Prometheus text for the traffic series (appended to `/metrics`).
+    pub fn encode_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        if let Some(r) = lock(&self.redis).as_ref() {
+            out.push_str("# HELP warden_shared_store_up Whether Redis answered the last call.\n");
+            out.push_str("# TYPE warden_shared_store_up gauge\n");
+            let _ = writeln!(out, "warden_shared_store_up {}", u8::from(r.is_up()));
+        }
+        let breakers = lock(&self.breakers);
+        if !breakers.is_empty() {
+            out.push_str("# HELP warden_circuit_breaker_open Whether a target's circuit breaker is open (1), half-open (0.5) or closed (0).\n");
+            out.push_str("# TYPE warden_circuit_breaker_open gauge\n");
+            let mut rows: Vec<_> = breakers.values().collect();
+            rows.sort_by(|a, b| (&a.upstream, &a.target).cmp(&(&b.upstream, &b.target)));
+            for b in rows {
+                let v = match lock(&b.breaker).state() {
+                    warden_policy::traffic::breaker::State::Closed => "0",
+                    warden_policy::traffic::breaker::State::HalfOpen => "0.5",
+                    warden_policy::traffic::breaker::State::Open => "1",
+                };
+                let _ = writeln!(
+                    out,
+                    "warden_circuit_breaker_open{{upstream=\"{}\",target=\"{}\"}} {v}",
+                    b.upstream, b.target
+                );
+            }
+        }
+        drop(breakers);
+        let alerts = self.alerts.counts();
+        if !alerts.is_empty() {
+            out.push_str("# HELP warden_alerts_total Alerts raised, by alert.\n");
+            out.push_str("# TYPE warden_alerts_total counter\n");
+            for (a, n) in alerts {
+                let _ = writeln!(out, "warden_alerts_total{{alert=\"{a}\"}} {n}");
+            }
+        }
+    }
+}
+
+/// The window a quota's `RateLimit-Policy` announces, in seconds.
+pub fn quota_window_secs(period: Period) -> u64 {
+    period.nominal_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_rate_reports_remaining_and_retry_after() {
+        let r = LocalRate::new(
+            Rate {
+                count: 2,
+                period: Duration::from_secs(10),
+            },
+            2,
+        );
+        let a = r.check("k");
+        assert!(a.allowed);
+        assert_eq!((a.limit, a.remaining), (2, 1));
+        assert_eq!(a.reset_secs, 5);
+        let b = r.check("k");
+        assert!(b.allowed && b.remaining == 0);
+        let c = r.check("k");
+        assert!(!c.allowed);
+        assert!((4..=5).contains(&c.retry_after_secs), "{c:?}");
+        assert!(r.check("other").allowed, "keys count apart");
+    }
+
+    #[test]
+    fn local_quota_resets_with_its_window() {
+        let q = LocalQuota::default();
+        let quota = Quota {
+            limit: 2,
+            period: Period::Fixed(1000),
+        };
+        assert!(q.check("k", quota, 10_100).allowed);
+        let second = q.check("k", quota, 10_200);
+        assert!(second.allowed && second.remaining == 0);
+        let third = q.check("k", quota, 10_300);
+        assert!(!third.allowed);
+        assert_eq!(third.retry_after_secs, 1);
+        assert!(q.check("k", quota, 11_000).allowed, "a new window");
+    }
+
+    #[test]
+    fn retry_budget_is_bounded() {
+        let b = RetryBudget::new(20, 0);
+        let mut granted = 0;
+        for _ in 0..100 {
+            b.deposit();
+            if b.withdraw() {
+                granted += 1;
+            }
+        }
+        assert!((19..=21).contains(&granted), "{granted}");
+    }
+}
