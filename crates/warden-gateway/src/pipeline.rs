@@ -77,7 +77,12 @@ pub trait Check: Send + Sync + 'static {
 
     /// I/O to do before `request_body`, for checks that could only decide once the body was read
     /// (a limit keyed by a consumer that a signed request names only once its body is verified).
-    fn request_body_io(&self, _ctx: &RequestCtx, _head: &request::Parts) -> Option<Pending> {
+    fn request_body_io(
+        &self,
+        _ctx: &RequestCtx,
+        _head: &request::Parts,
+        _body: &Bytes,
+    ) -> Option<Pending> {
         None
     }
 
@@ -239,7 +244,7 @@ impl Pipeline {
         body: &Bytes,
     ) -> Result<(), Denial> {
         for c in &self.checks {
-            if let Some(io) = c.request_body_io(ctx, head) {
+            if let Some(io) = c.request_body_io(ctx, head, body) {
                 if let Ok(Some(apply)) = tokio::time::timeout(IO_DEADLINE, io).await {
                     apply(ctx);
                 }

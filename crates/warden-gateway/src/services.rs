@@ -27,7 +27,8 @@ pub struct Services {
     store_dir: Option<PathBuf>,
     lockouts: Mutex<Lockouts>,
     login_attempts: Mutex<Lockouts>,
-    nonces: Mutex<HashMap<(String, String), i64>>,
+    /// `key id:nonce` → when it may be forgotten.
+    nonces: Mutex<HashMap<String, i64>>,
     issued: Mutex<HashMap<[u8; 32], (String, i64)>>,
     jwks: Mutex<HashMap<String, Arc<JwksSource>>>,
     stop: Arc<AtomicBool>,
@@ -123,7 +124,7 @@ impl Services {
 
     /// Spends a nonce: true the first time within its lifetime, false for a replay (or when the
     /// memory of nonces is full, which fails closed).
-    pub fn spend_nonce(&self, key_id: &str, nonce: &str, ttl_secs: i64) -> bool {
+    pub fn spend_nonce(&self, nonce: &str, ttl_secs: i64) -> bool {
         let now = now_secs();
         let mut n = lock(&self.nonces);
         if n.len() >= MAX_NONCES {
@@ -132,7 +133,7 @@ impl Services {
                 return false;
             }
         }
-        let k = (key_id.to_string(), nonce.to_string());
+        let k = nonce.to_string();
         match n.get(&k) {
             Some(exp) if *exp > now => false,
             _ => {

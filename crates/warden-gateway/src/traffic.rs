@@ -173,9 +173,10 @@ return n
 pub struct RedisStore {
     config: RedisConfig,
     client: redis::Client,
-    /// One multiplexed connection per worker thread, made on first use on that worker, so a call
-    /// never crosses threads; the manager reconnects by itself.
-    conns: Vec<OnceLock<ConnectionManager>>,
+    /// One multiplexed connection for the process (calls are pipelined on it), made on first use;
+    /// it reconnects by itself. One per worker was tried: each then had to find out on its own
+    /// that Redis was back, failing a call each time.
+    conn: OnceLock<ConnectionManager>,
     gcra: redis::Script,
     quota: redis::Script,
     /// Until when (ms since the epoch) Redis is skipped after a failure.
@@ -185,12 +186,12 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    fn new(config: RedisConfig, workers: usize, alerts: Arc<Alerts>) -> Result<RedisStore, String> {
+    fn new(config: RedisConfig, alerts: Arc<Alerts>) -> Result<RedisStore, String> {
         let client = redis::Client::open(config.url.0.as_str()).map_err(|e| e.to_string())?;
         Ok(RedisStore {
             config,
             client,
-            conns: (0..workers.max(1)).map(|_| OnceLock::new()).collect(),
+            conn: OnceLock::new(),
             gcra: redis::Script::new(GCRA_SCRIPT),
             quota: redis::Script::new(QUOTA_SCRIPT),
             down_until: AtomicU64::new(0),
@@ -208,7 +209,7 @@ impl RedisStore {
     }
 
     fn conn(&self) -> Option<ConnectionManager> {
-        let slot = &self.conns[crate::workers::current() % self.conns.len()];
+        let slot = &self.conn;
         if let Some(c) = slot.get() {
             return Some(c.clone());
         }
@@ -221,20 +222,20 @@ impl RedisStore {
         Some(slot.get_or_init(|| made).clone())
     }
 
-    /// Runs one script call within the timeout, tracking Redis's health.
-    async fn call<T: redis::FromRedisValue>(
-        &self,
-        invocation: redis::ScriptInvocation<'_>,
-    ) -> Result<T, StoreDown> {
+    /// Runs one call within the timeout, tracking Redis's health.
+    async fn call<T, F>(&self, f: impl FnOnce(ConnectionManager) -> F) -> Result<T, StoreDown>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
         let now = now_ms();
         if now < self.down_until.load(Ordering::Relaxed) {
             return Err(StoreDown);
         }
-        let Some(mut conn) = self.conn() else {
+        let Some(conn) = self.conn() else {
             self.failed(now, "the connection could not be set up");
             return Err(StoreDown);
         };
-        match tokio::time::timeout(self.config.timeout, invocation.invoke_async(&mut conn)).await {
+        match tokio::time::timeout(self.config.timeout, f(conn)).await {
             Ok(Ok(v)) => {
                 if self.down.swap(false, Ordering::Relaxed) {
                     self.alerts
@@ -253,6 +254,32 @@ impl RedisStore {
         }
     }
 
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreDown> {
+        self.call(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await
+    }
+
+    /// Spends `nonce` for `ttl_secs`: true the first time, false for a replay.
+    pub async fn spend_nonce(&self, nonce: &str, ttl_secs: i64) -> Result<bool, StoreDown> {
+        let key = format!("{}:nonce:{nonce}", self.config.prefix);
+        let set: Option<String> = self
+            .call(|mut conn| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(ttl_secs.max(1))
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(set.is_some())
+    }
+
     fn failed(&self, now: u64, why: &str) {
         self.down_until.store(
             now + self.config.retry_after.as_millis() as u64,
@@ -268,7 +295,8 @@ impl RedisStore {
         let interval_us = (rate.period.as_micros() / u128::from(rate.count)).max(1) as u64;
         let mut inv = self.gcra.key(key);
         inv.arg(interval_us).arg(burst.max(1));
-        let (allowed, remaining, retry_us, reset_us): (i64, i64, i64, i64) = self.call(inv).await?;
+        let (allowed, remaining, retry_us, reset_us): (i64, i64, i64, i64) =
+            self.script(inv).await?;
         let secs = |us: i64| (us.max(0) as u64).div_ceil(1_000_000);
         Ok(Decision {
             allowed: allowed == 1,
@@ -289,7 +317,7 @@ impl RedisStore {
         let mut inv = self.quota.key(window_key);
         // Kept a little past the window's end: replicas' clocks differ slightly.
         inv.arg(end - now_ms + 60_000);
-        let count: i64 = self.call(inv).await?;
+        let count: i64 = self.script(inv).await?;
         Ok(quota_decision(quota, count.max(0) as u64, end - now_ms))
     }
 }
@@ -490,16 +518,12 @@ impl TrafficState {
     }
 
     /// The Redis store for `config`, reusing the current one when the config is unchanged.
-    pub fn redis(&self, config: &RedisConfig, workers: usize) -> Result<Arc<RedisStore>, String> {
+    pub fn redis(&self, config: &RedisConfig) -> Result<Arc<RedisStore>, String> {
         let mut cur = lock(&self.redis);
         if let Some(r) = cur.as_ref().filter(|r| r.config == *config) {
             return Ok(r.clone());
         }
-        let store = Arc::new(RedisStore::new(
-            config.clone(),
-            workers,
-            self.alerts.clone(),
-        )?);
+        let store = Arc::new(RedisStore::new(config.clone(), self.alerts.clone())?);
         *cur = Some(store.clone());
         Ok(store)
     }

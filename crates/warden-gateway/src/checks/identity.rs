@@ -21,8 +21,8 @@ use warden_policy::auth::signature::{self, RequestParts};
 use warden_policy::auth::{sha256_hex, AuthFailure, Identity, Method};
 use warden_policy::{ProblemKind, Rejection, Verdict};
 
-use crate::config::{parse_algorithm, Config, ConsumerConfig, RouteAuth};
-use crate::context::RequestCtx;
+use crate::config::{parse_algorithm, Config, ConsumerConfig, RouteAuth, StoreFallback};
+use crate::context::{Finding, RequestCtx};
 use crate::pipeline::{Check, Pending};
 use crate::services::{now_secs, JwksLocation, JwksSource, Services};
 
@@ -40,6 +40,9 @@ struct Inner {
     issued_tokens: bool,
     consumers: BTreeMap<String, ConsumerConfig>,
     lockout: LockoutPolicy,
+    /// Where spent nonces are shared between replicas, if anywhere.
+    redis: Option<Arc<crate::traffic::RedisStore>>,
+    nonce_fallback: StoreFallback,
 }
 
 struct JwtSetup {
@@ -169,6 +172,11 @@ impl IdentityCheck {
                 })
                 .collect(),
         });
+        let redis = config
+            .traffic
+            .redis
+            .as_ref()
+            .and_then(|r| services.traffic.redis(r).ok());
         IdentityCheck {
             inner: Arc::new(Inner {
                 services,
@@ -184,6 +192,12 @@ impl IdentityCheck {
                 issued_tokens: auth.issued_tokens.enabled,
                 consumers: auth.consumers.clone(),
                 lockout: auth.lockout.policy(),
+                redis,
+                nonce_fallback: config
+                    .traffic
+                    .redis
+                    .as_ref()
+                    .map_or(StoreFallback::Refuse, |r| r.nonces_on_store_error),
             }),
         }
     }
@@ -393,22 +407,19 @@ impl Inner {
         None
     }
 
-    fn verify_signature(
+    /// Verifies a signed request's signature over its head and body, without spending its nonce:
+    /// the identity, and the nonce to spend (its store key and lifetime).
+    fn check_signature(
         &self,
-        ctx: &mut RequestCtx,
-        head: &mut request::Parts,
+        head: &request::Parts,
         body: &Bytes,
-    ) -> Verdict {
-        let Some(setup) = &self.signatures else {
-            return Verdict::Continue;
+    ) -> Option<Result<(Identity, String, i64), AuthFailure>> {
+        let setup = self.signatures.as_ref()?;
+        let Presented::Signature(value) = self.presented(head) else {
+            return None;
         };
-        let presented = self.presented(head);
-        let Presented::Signature(value) = &presented else {
-            return Verdict::Continue;
-        };
-        let keys = Self::lock_keys(ctx, &presented);
-        let result = (|| {
-            let h = signature::parse_header(value)?;
+        Some((|| {
+            let h = signature::parse_header(&value)?;
             if setup
                 .required_headers
                 .iter()
@@ -434,26 +445,80 @@ impl Inner {
                 body_sha256_hex: sha256_hex(body),
             };
             signature::verify(&h, &parts, &key.secret, now_secs(), setup.window_secs)?;
-            // Only a correctly signed request may spend its nonce.
-            if !self
-                .services
-                .spend_nonce(&h.key_id, &h.nonce, 2 * setup.window_secs + 1)
-            {
-                return Err(AuthFailure::Replay);
-            }
-            Ok(Identity {
+            let identity = Identity {
                 consumer: key.consumer.clone(),
                 credential_id: h.key_id.clone(),
                 method: Method::Signature,
                 roles: key.roles.clone(),
                 scopes: key.scopes.clone(),
-            })
-        })();
+            };
+            Ok((
+                identity,
+                format!("{}:{}", h.key_id, h.nonce),
+                2 * setup.window_secs + 1,
+            ))
+        })())
+    }
+
+    /// The body phase of a signed request: verify, then spend the nonce (in process, or the
+    /// answer Redis gave in the I/O phase).
+    fn verify_signature(
+        &self,
+        ctx: &mut RequestCtx,
+        head: &mut request::Parts,
+        body: &Bytes,
+    ) -> Verdict {
+        let presented = self.presented(head);
+        let keys = Self::lock_keys(ctx, &presented);
+        let shared = ctx.ext.remove::<SharedNonce>();
+        let Some(checked) = self.check_signature(head, body) else {
+            return Verdict::Continue;
+        };
+        // `Err(None)`: the shared nonce store is down and the config says refuse.
+        let result = checked.map_err(Some).and_then(|(id, nonce, ttl)| {
+            // Only a correctly signed request may spend its nonce.
+            let fresh = match shared {
+                Some(SharedNonce::Spent(fresh)) => fresh,
+                Some(SharedNonce::StoreDown) => match self.nonce_fallback {
+                    StoreFallback::Local => {
+                        ctx.findings.push(Finding {
+                            check: "identity",
+                            kind: "shared-store-unreachable".into(),
+                            location: "nonce".into(),
+                            action: "local",
+                            ..Finding::default()
+                        });
+                        self.services.spend_nonce(&nonce, ttl)
+                    }
+                    StoreFallback::Refuse => return Err(None),
+                },
+                None => self.services.spend_nonce(&nonce, ttl),
+            };
+            if fresh {
+                Ok(id)
+            } else {
+                Err(Some(AuthFailure::Replay))
+            }
+        });
         match result {
             Ok(id) => self.succeed(ctx, head, &keys, id),
-            Err(f) => self.fail(ctx, &keys, f),
+            Err(Some(f)) => self.fail(ctx, &keys, f),
+            Err(None) => {
+                ctx.auth_pending = false;
+                Verdict::Reject(Rejection::new(
+                    ProblemKind::Overloaded,
+                    "nonce-store-unavailable",
+                ))
+            }
         }
     }
+}
+
+/// What Redis said about a signed request's nonce, when nonces are shared.
+#[derive(Clone, Copy)]
+enum SharedNonce {
+    Spent(bool),
+    StoreDown,
 }
 
 impl Check for IdentityCheck {
@@ -528,6 +593,32 @@ impl Check for IdentityCheck {
 
     fn needs_body(&self, ctx: &RequestCtx, _head: &request::Parts) -> bool {
         ctx.auth_pending
+    }
+
+    /// With Redis, a correctly signed request's nonce is spent there, so a replay to another
+    /// replica is caught too.
+    fn request_body_io(
+        &self,
+        ctx: &RequestCtx,
+        head: &request::Parts,
+        body: &Bytes,
+    ) -> Option<Pending> {
+        if !ctx.auth_pending {
+            return None;
+        }
+        let redis = self.inner.redis.clone()?;
+        let Ok((_, nonce, ttl)) = self.inner.check_signature(head, body)? else {
+            return None;
+        };
+        Some(Box::pin(async move {
+            let spent = match redis.spend_nonce(&nonce, ttl).await {
+                Ok(fresh) => SharedNonce::Spent(fresh),
+                Err(_) => SharedNonce::StoreDown,
+            };
+            Some(Box::new(move |ctx: &mut RequestCtx| {
+                ctx.ext.insert(spent);
+            }) as crate::pipeline::Apply)
+        }))
     }
 
     fn request_body(

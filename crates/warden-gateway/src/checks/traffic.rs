@@ -94,7 +94,7 @@ impl TrafficCheck {
     pub fn new(config: &Config, services: Arc<Services>) -> TrafficCheck {
         let t = &config.traffic;
         let redis = t.redis.as_ref().and_then(|r| {
-            match services.traffic.redis(r, config.worker_count()) {
+            match services.traffic.redis(r) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     // Validated at load; a client that cannot be built still must not stop serving.
@@ -459,7 +459,12 @@ impl Check for TrafficCheck {
         self.inner.enforce(ctx, head)
     }
 
-    fn request_body_io(&self, ctx: &RequestCtx, head: &request::Parts) -> Option<Pending> {
+    fn request_body_io(
+        &self,
+        ctx: &RequestCtx,
+        head: &request::Parts,
+        _body: &bytes::Bytes,
+    ) -> Option<Pending> {
         if ctx.ext.get::<Decided>().is_some() {
             return None;
         }

@@ -34,6 +34,15 @@ pub struct RedisConfig {
     /// After a failure, Redis is left alone this long (limits use their fallback), then tried again.
     #[serde(default = "default_redis_retry", with = "humantime_serde")]
     pub retry_after: Duration,
+    /// Signed requests' nonces are spent in Redis, so a replay to another replica is caught.
+    /// When Redis is down: `refuse` signed requests (503, the default: a replay window is a
+    /// hole), or spend nonces in this process only (`local`).
+    #[serde(default = "refuse")]
+    pub nonces_on_store_error: StoreFallback,
+}
+
+fn refuse() -> StoreFallback {
+    StoreFallback::Refuse
 }
 
 fn default_prefix() -> String {
