@@ -7,7 +7,7 @@
 //! `on_store_error` says (count locally meanwhile, or refuse), Redis is left alone for
 //! `retry_after`, and one alert is raised per outage (log, metrics, the store's admin events).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -64,7 +64,7 @@ impl LocalRate {
         let interval = rate.period / rate.count;
         let burst = burst.max(1);
         let quota = governor::Quota::with_period(interval)
-            .expect("validated: the interval is at least 1 ms")
+            .expect("validated: the interval is at least 1 µs")
             .allow_burst(NonZeroU32::new(burst).expect("burst is at least 1"));
         LocalRate {
             limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
@@ -183,7 +183,13 @@ pub struct RedisStore {
     down_until: AtomicU64,
     down: AtomicBool,
     alerts: Arc<Alerts>,
+    /// Credential ids (API key ids, token ids) revoked through Redis by any replica's operator,
+    /// as last read; kept when Redis is unreachable, so known revocations still hold.
+    revoked: arc_swap::ArcSwap<HashSet<String>>,
 }
+
+/// How often the revocations shared in Redis are read again.
+pub const REVOCATION_POLL: Duration = Duration::from_millis(250);
 
 impl RedisStore {
     fn new(config: RedisConfig, alerts: Arc<Alerts>) -> Result<RedisStore, String> {
@@ -197,7 +203,55 @@ impl RedisStore {
             down_until: AtomicU64::new(0),
             down: AtomicBool::new(false),
             alerts,
+            revoked: arc_swap::ArcSwap::default(),
         })
+    }
+
+    /// The Redis set that holds shared revocations.
+    pub fn revoked_key(prefix: &str) -> String {
+        format!("{prefix}:revoked")
+    }
+
+    pub fn is_revoked(&self, credential_id: &str) -> bool {
+        self.revoked.load().contains(credential_id)
+    }
+
+    /// Reads the shared revocations every `REVOCATION_POLL` on a thread of its own (a blocking
+    /// connection, off the workers), until the store is dropped.
+    fn watch_revocations(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let key = Self::revoked_key(&self.config.prefix);
+        let spawned = std::thread::Builder::new()
+            .name("warden-revocations".into())
+            .spawn(move || {
+                let mut conn: Option<redis::Connection> = None;
+                while let Some(store) = weak.upgrade() {
+                    if conn.is_none() {
+                        conn = store
+                            .client
+                            .get_connection_with_timeout(store.config.timeout)
+                            .ok();
+                        if let Some(c) = &mut conn {
+                            let _ = c.set_read_timeout(Some(store.config.timeout));
+                        }
+                    }
+                    if let Some(c) = &mut conn {
+                        match redis::cmd("SMEMBERS").arg(&key).query::<HashSet<String>>(c) {
+                            Ok(set) => {
+                                if **store.revoked.load() != set {
+                                    store.revoked.store(Arc::new(set));
+                                }
+                            }
+                            Err(_) => conn = None,
+                        }
+                    }
+                    drop(store);
+                    std::thread::sleep(REVOCATION_POLL);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the revocation watcher");
+        }
     }
 
     pub fn prefix(&self) -> &str {
@@ -320,6 +374,22 @@ impl RedisStore {
         let count: i64 = self.script(inv).await?;
         Ok(quota_decision(quota, count.max(0) as u64, end - now_ms))
     }
+}
+
+/// Adds `credential_id` to the revocations every gateway sharing this Redis reads (`warden keys
+/// revoke --config`). Kept for `ttl` (the longest a revoked credential could otherwise still be
+/// valid), so the set does not grow forever.
+pub fn share_revocation(config: &RedisConfig, credential_id: &str) -> Result<(), String> {
+    let client = redis::Client::open(config.url.0.as_str()).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_secs(3))
+        .map_err(|e| e.to_string())?;
+    redis::cmd("SADD")
+        .arg(RedisStore::revoked_key(&config.prefix))
+        .arg(credential_id)
+        .query::<i64>(&mut conn)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Where alerts go: the log (target `warden::alert`), `/metrics`, and the store's admin events.
@@ -524,6 +594,7 @@ impl TrafficState {
             return Ok(r.clone());
         }
         let store = Arc::new(RedisStore::new(config.clone(), self.alerts.clone())?);
+        store.watch_revocations();
         *cur = Some(store.clone());
         Ok(store)
     }

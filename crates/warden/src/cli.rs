@@ -130,6 +130,10 @@ pub struct KeysRotateArgs {
 #[derive(Args, Debug)]
 pub struct KeysRevokeArgs {
     pub key_id: String,
+    /// The gateways' config: when it has `traffic.redis`, the revocation is also shared there, so
+    /// replicas with their own stores refuse the key within a second too.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -150,11 +150,49 @@ pub fn run(cmd: KeysCommand, data_dir: Option<PathBuf>) -> Result<(), Failure> {
             crate::out(&text);
         }
         KeysCommand::Revoke(a) => {
-            let rec = store.revoke_key(&a.key_id, &actor()).map_err(store_err)?;
-            eprintln!(
-                "revoked {} ({}); running gateways refuse it within a second",
-                rec.id, rec.consumer
-            );
+            // Read the config first: a bad path should not leave a half-done revocation.
+            let redis = match &a.config {
+                None => None,
+                Some(file) => {
+                    let cfg = warden_gateway::Config::load(file)
+                        .map_err(|e| Failure::BadInput(e.to_string()))?;
+                    Some(cfg.traffic.redis.ok_or_else(|| {
+                        Failure::BadInput(format!(
+                            "{}: has no `traffic.redis` to share the revocation through; \
+                             leave out --config to revoke in this store only",
+                            file.display()
+                        ))
+                    })?)
+                }
+            };
+            let id = match store.revoke_key(&a.key_id, &actor()) {
+                Ok(rec) => {
+                    eprintln!(
+                        "revoked {} ({}); running gateways on this store refuse it within a second",
+                        rec.id, rec.consumer
+                    );
+                    rec.id
+                }
+                // Sharing failed last time: share now.
+                Err(warden_store::StoreError::Revoked(_)) if redis.is_some() => {
+                    eprintln!("{} was already revoked in this store", a.key_id);
+                    a.key_id.clone()
+                }
+                Err(e) => return Err(store_err(e)),
+            };
+            if let Some(r) = redis {
+                warden_gateway::traffic::share_revocation(&r, &id).map_err(|e| {
+                    Failure::Runtime(anyhow::anyhow!(
+                        "revoked in this store, but not shared through {}: {e}; run the \
+                         command again once Redis answers",
+                        r.url.0
+                    ))
+                })?;
+                eprintln!(
+                    "shared through {}: every gateway using it refuses the key within a second",
+                    r.url.0
+                );
+            }
         }
     }
     Ok(())

@@ -498,17 +498,6 @@ fn pii_keygen_and_decrypt_round_trip() {
     gw.wait_exit();
 }
 
-fn warden(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
-}
-
 #[test]
 fn keys_cli_contract_and_quick_mode_enforcement() {
     let dir = temp_dir("keyscli");

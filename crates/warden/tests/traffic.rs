@@ -277,3 +277,67 @@ fn a_signed_request_replayed_to_another_replica_is_refused() {
     assert_eq!(s, 503, "{body}");
     assert!(body.contains("nonce-store-unavailable"), "{body}");
 }
+
+#[test]
+fn a_key_revoked_throughredis_is_refused_by_every_replica() {
+    let dir = temp_dir("shared-revocation");
+    let redis = Redis::start(None);
+    let (_api, api) = start_api(&dir);
+    // A key made on replica a; replica b holds a copy of the store (replicated, or restored).
+    let (code, key, _) = warden(&dir.join("a"), &["keys", "create", "--consumer", "alice"]);
+    assert_eq!(code, Some(0));
+    let key = key.trim().to_string();
+    let id = key[4..16].to_string();
+    std::fs::create_dir_all(dir.join("b/data")).unwrap();
+    for f in std::fs::read_dir(dir.join("a/data")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.join("b/data").join(f.file_name().unwrap())).unwrap();
+    }
+    let text = format!(
+        "listeners:\n  - address: 127.0.0.1:0\n    plain_http: true\nadmin:\n  address: 127.0.0.1:0\n\
+         traffic:\n  redis: {{url: \"{}\"}}\n\
+         upstreams:\n  api:\n    targets: [\"http://{api}\"]\n\
+         routes:\n  - {{name: all, path_prefix: /, upstream: api}}\n",
+        redis.url()
+    );
+    let (_a, a, _) = gateway(&dir, "a", &text);
+    let (_b, b, _) = gateway(&dir, "b", &text);
+    let with_key = vec![format!("X-Api-Key: {key}")];
+    assert_eq!(http_raw(a, "GET", "/users/1", &with_key, "").0, 200);
+    assert_eq!(http_raw(b, "GET", "/users/1", &with_key, "").0, 200);
+
+    let config = dir.join("a/warden.yaml");
+    let (code, _, err) = warden(
+        &dir.join("a"),
+        &["keys", "revoke", &id, "--config", config.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("shared through redis://"), "{err}");
+    // Replica b never saw the change in its own store: Redis tells it.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for gw in [a, b] {
+        while http_raw(gw, "GET", "/users/1", &with_key, "").0 != 401 {
+            assert!(
+                Instant::now() < deadline,
+                "{gw} still accepts a revoked key"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // A config without Redis cannot share: said plainly, nothing half done.
+    let plain = dir.join("plain.yaml");
+    std::fs::write(
+        &plain,
+        text.replace(
+            &format!("  redis: {{url: \"{}\"}}\n", redis.url()),
+            "  limits: []\n",
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = warden(
+        &dir.join("a"),
+        &["keys", "revoke", &id, "--config", plain.to_str().unwrap()],
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("traffic.redis"), "{err}");
+}

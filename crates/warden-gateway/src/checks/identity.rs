@@ -445,6 +445,9 @@ impl Inner {
                 body_sha256_hex: sha256_hex(body),
             };
             signature::verify(&h, &parts, &key.secret, now_secs(), setup.window_secs)?;
+            if self.redis.as_ref().is_some_and(|r| r.is_revoked(&h.key_id)) {
+                return Err(AuthFailure::Revoked);
+            }
             let identity = Identity {
                 consumer: key.consumer.clone(),
                 credential_id: h.key_id.clone(),
@@ -585,6 +588,11 @@ impl Check for IdentityCheck {
             }
             Presented::None | Presented::Foreign => Err(AuthFailure::Missing),
         };
+        // Revoked on another replica and shared through Redis (the local store may lag).
+        let result = result.and_then(|id| match &inner.redis {
+            Some(r) if r.is_revoked(&id.credential_id) => Err(AuthFailure::Revoked),
+            _ => Ok(id),
+        });
         match result {
             Ok(id) => inner.succeed(ctx, head, &lock_keys, id),
             Err(f) => inner.fail(ctx, &lock_keys, f),

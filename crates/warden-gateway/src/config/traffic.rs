@@ -209,9 +209,9 @@ impl TryFrom<String> for Rate {
             "day" | "d" => Duration::from_secs(86_400),
             p => unit_duration(p).ok_or_else(|| bad_period(&s))?,
         };
-        if period.as_millis() == 0 || period.as_millis() / u128::from(count) == 0 {
+        if period.as_micros() / u128::from(count) == 0 {
             return Err(format!(
-                "rate `{s}` is finer than one call per millisecond; use a larger period"
+                "rate `{s}` is finer than one call per microsecond; use a larger period"
             ));
         }
         Ok(Rate { count, period })

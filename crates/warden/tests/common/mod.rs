@@ -182,3 +182,15 @@ pub fn http_raw(
             .unwrap_or_default(),
     )
 }
+
+/// Runs `warden --data-dir DIR/data ARGS...`; returns (exit code, stdout, stderr).
+pub fn warden(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
