@@ -70,9 +70,12 @@ res = {n: (med(next(vals)), med(next(vals))) for n in names}
 print(f"wrk -t1 -c{conns} -d{dur}s GET, {rounds} interleaved rounds, medians\n")
 print("| target | requests/s | Warden CPU µs/request | throughput vs off |")
 print("| --- | ---: | ---: | ---: |")
+off_rps = res["off"][0]
 for n in names:
     rps, cpu = res[n]
-    print(f"| {n} | {rps:.0f} | {'-' if n == 'direct' else f'{cpu:.2f}'} | {'-' if n == 'direct' else f'{rps/res['off'][0]:.2f}'} |")
+    cpu_s = "-" if n == "direct" else f"{cpu:.2f}"
+    ratio = "-" if n == "direct" else f"{rps / off_rps:.2f}"
+    print(f"| {n} | {rps:.0f} | {cpu_s} | {ratio} |")
 print()
 for n in ["local", "redis"]:
     print(f"{n} limits / off: throughput {res[n][0]/res['off'][0]:.2f}, "

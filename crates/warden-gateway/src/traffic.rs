@@ -144,31 +144,50 @@ fn quota_decision(quota: Quota, count: u64, left_ms: u64) -> Decision {
     }
 }
 
-/// GCRA on the Redis server's clock, so replicas agree whatever their own clocks say. The key holds
-/// the theoretical arrival time (µs); a call is allowed when, with it, no more than `burst`
-/// emission intervals are outstanding. Returns {allowed, remaining, retry_after_us, reset_us}.
-const GCRA_SCRIPT: &str = r#"
-local interval = tonumber(ARGV[1])
-local capacity = tonumber(ARGV[2]) * interval
+/// All of one request's shared limits in one round trip, in order, stopping at the first refusal.
+/// Per limit, three arguments: `r`, the emission interval (µs) and the burst, for a rate; `q`, the
+/// allowance and the key's lifetime (ms), for a quota. Returns four numbers per limit evaluated.
+///
+/// Rates are GCRA on the Redis server's clock, so replicas agree whatever their own clocks say: the
+/// key holds the theoretical arrival time (µs), and a call is allowed when, with it, no more than
+/// `burst` emission intervals are outstanding ({allowed, remaining, retry_after_us, reset_us}).
+/// A quota's key names its window and expires with it ({allowed, count, 0, 0}).
+const LIMITS_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local outstanding = new_tat - now
-if outstanding > capacity then
-  return {0, 0, outstanding - capacity, tat - now}
+local out = {}
+for i, key in ipairs(KEYS) do
+  local kind, a, b = ARGV[3*i-2], tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+  if kind == 'r' then
+    local capacity = b * a
+    local tat = tonumber(redis.call('GET', key) or now)
+    if tat < now then tat = now end
+    local outstanding = tat + a - now
+    if outstanding > capacity then
+      table.insert(out, 0); table.insert(out, 0)
+      table.insert(out, outstanding - capacity); table.insert(out, tat - now)
+      return out
+    end
+    redis.call('SET', key, string.format('%.0f', tat + a), 'PX', math.floor(outstanding / 1000) + 1)
+    table.insert(out, 1); table.insert(out, math.floor((capacity - outstanding) / a))
+    table.insert(out, 0); table.insert(out, outstanding)
+  else
+    local n = redis.call('INCR', key)
+    if n == 1 then redis.call('PEXPIRE', key, b) end
+    local ok = 1
+    if n > a then ok = 0 end
+    table.insert(out, ok); table.insert(out, n); table.insert(out, 0); table.insert(out, 0)
+    if ok == 0 then return out end
+  end
 end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.floor(outstanding / 1000) + 1)
-return {1, math.floor((capacity - outstanding) / interval), 0, outstanding}
+return out
 "#;
 
-/// One fixed window's count; the key names the window, and expires with it.
-const QUOTA_SCRIPT: &str = r#"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n
-"#;
+/// One limit for [`RedisStore::decide`].
+pub enum Ask {
+    Rate { rate: Rate, burst: u32 },
+    Quota(Quota),
+}
 
 pub struct RedisStore {
     config: RedisConfig,
@@ -177,8 +196,7 @@ pub struct RedisStore {
     /// it reconnects by itself. One per worker was tried: each then had to find out on its own
     /// that Redis was back, failing a call each time.
     conn: OnceLock<ConnectionManager>,
-    gcra: redis::Script,
-    quota: redis::Script,
+    limits: redis::Script,
     /// Until when (ms since the epoch) Redis is skipped after a failure.
     down_until: AtomicU64,
     down: AtomicBool,
@@ -198,8 +216,7 @@ impl RedisStore {
             config,
             client,
             conn: OnceLock::new(),
-            gcra: redis::Script::new(GCRA_SCRIPT),
-            quota: redis::Script::new(QUOTA_SCRIPT),
+            limits: redis::Script::new(LIMITS_SCRIPT),
             down_until: AtomicU64::new(0),
             down: AtomicBool::new(false),
             alerts,
@@ -345,40 +362,76 @@ impl RedisStore {
         }
     }
 
-    pub async fn rate(&self, key: &str, rate: Rate, burst: u32) -> Result<Decision, StoreDown> {
-        let interval_us = (rate.period.as_micros() / u128::from(rate.count)).max(1) as u64;
-        let mut inv = self.gcra.key(key);
-        inv.arg(interval_us).arg(burst.max(1));
-        let (allowed, remaining, retry_us, reset_us): (i64, i64, i64, i64) =
-            self.script(inv).await?;
+    /// Decides `asks` (keys already prefixed) in one round trip, in order; the decisions stop at
+    /// the first refusal.
+    pub async fn decide(
+        &self,
+        asks: &[(String, Ask)],
+        now_ms: u64,
+    ) -> Result<Vec<Decision>, StoreDown> {
+        let mut inv = self.limits.prepare_invoke();
+        let mut quota_left = Vec::with_capacity(asks.len());
+        for (key, ask) in asks {
+            match ask {
+                Ask::Rate { rate, burst } => {
+                    let interval_us = (rate.period.as_micros() / u128::from(rate.count)).max(1);
+                    inv.key(key)
+                        .arg("r")
+                        .arg(interval_us as u64)
+                        .arg((*burst).max(1));
+                    quota_left.push(0);
+                }
+                Ask::Quota(q) => {
+                    let (start, end) = q.period.window(now_ms);
+                    // Kept a little past the window's end: replicas' clocks differ slightly.
+                    inv.key(format!("{key}:{start}"))
+                        .arg("q")
+                        .arg(q.limit)
+                        .arg(end - now_ms + 60_000);
+                    quota_left.push(end - now_ms);
+                }
+            }
+        }
+        let flat: Vec<i64> = self.script(inv).await?;
         let secs = |us: i64| (us.max(0) as u64).div_ceil(1_000_000);
-        Ok(Decision {
-            allowed: allowed == 1,
-            limit: u64::from(burst),
-            remaining: remaining.max(0) as u64,
-            reset_secs: secs(reset_us).max(u64::from(allowed != 1)),
-            retry_after_secs: if allowed == 1 {
-                0
-            } else {
-                secs(retry_us).max(1)
-            },
-        })
+        Ok(flat
+            .chunks_exact(4)
+            .zip(asks.iter().zip(quota_left))
+            .map(|(v, ((_, ask), left_ms))| match ask {
+                Ask::Rate { burst, .. } => {
+                    let allowed = v[0] == 1;
+                    Decision {
+                        allowed,
+                        limit: u64::from(*burst),
+                        remaining: v[1].max(0) as u64,
+                        reset_secs: secs(v[3]).max(u64::from(!allowed)),
+                        retry_after_secs: if allowed { 0 } else { secs(v[2]).max(1) },
+                    }
+                }
+                Ask::Quota(q) => quota_decision(*q, v[1].max(0) as u64, left_ms),
+            })
+            .collect())
     }
 
+    /// One rate decided by Redis.
+    pub async fn rate(&self, key: &str, rate: Rate, burst: u32) -> Result<Decision, StoreDown> {
+        let d = self
+            .decide(&[(key.to_string(), Ask::Rate { rate, burst })], now_ms())
+            .await?;
+        d.into_iter().next().ok_or(StoreDown)
+    }
+
+    /// One quota decided by Redis.
     pub async fn quota(&self, key: &str, quota: Quota, now_ms: u64) -> Result<Decision, StoreDown> {
-        let (start, end) = quota.period.window(now_ms);
-        let window_key = format!("{key}:{start}");
-        let mut inv = self.quota.key(window_key);
-        // Kept a little past the window's end: replicas' clocks differ slightly.
-        inv.arg(end - now_ms + 60_000);
-        let count: i64 = self.script(inv).await?;
-        Ok(quota_decision(quota, count.max(0) as u64, end - now_ms))
+        let d = self
+            .decide(&[(key.to_string(), Ask::Quota(quota))], now_ms)
+            .await?;
+        d.into_iter().next().ok_or(StoreDown)
     }
 }
 
 /// Adds `credential_id` to the revocations every gateway sharing this Redis reads (`warden keys
-/// revoke --config`). Kept for `ttl` (the longest a revoked credential could otherwise still be
-/// valid), so the set does not grow forever.
+/// revoke --config`). The set only grows; it holds ids, a few bytes each.
 pub fn share_revocation(config: &RedisConfig, credential_id: &str) -> Result<(), String> {
     let client = redis::Client::open(config.url.0.as_str()).map_err(|e| e.to_string())?;
     let mut conn = client

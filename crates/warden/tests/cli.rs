@@ -325,6 +325,29 @@ fn demo_starts_and_protects_the_example_api() {
         200,
         "the admin operation never reached the API"
     );
+    // Rate limits (last: they spend this client's allowance). Anonymous calls count by IP.
+    let (s, head, _) = http_with_head(gw, "/health");
+    assert_eq!(s, 200);
+    assert!(
+        head.contains("ratelimit-policy: \"per-consumer\";q=300;w=60"),
+        "{head}"
+    );
+    let mut allowed = 1;
+    let refused = loop {
+        let (s, head, body) = http_with_head(gw, "/health");
+        if s != 200 {
+            break (s, head, body);
+        }
+        allowed += 1;
+        assert!(allowed <= 60, "no limit after {allowed} calls");
+    };
+    assert_eq!(refused.0, 429, "{}", refused.2);
+    assert!(refused.2.contains("rate-limited"), "{}", refused.2);
+    assert!(refused.1.contains("retry-after: "), "{}", refused.1);
+    assert!(
+        allowed >= 40,
+        "the burst is 50 (minus this test's other anonymous calls): {allowed}"
+    );
 }
 
 /// A tiny upstream on a thread: each path gets its canned (status, content type, body).

@@ -19,7 +19,7 @@ use crate::config::{Config, KeyPart, Priority, StoreFallback};
 use crate::context::{Finding, RequestCtx};
 use crate::pipeline::{Apply, Check, Pending};
 use crate::services::Services;
-use crate::traffic::{now_ms, Decision, InFlight, LocalQuota, LocalRate, RedisStore, Slot};
+use crate::traffic::{now_ms, Ask, Decision, InFlight, LocalQuota, LocalRate, RedisStore, Slot};
 
 pub struct TrafficCheck {
     inner: Arc<Inner>,
@@ -289,43 +289,74 @@ impl Inner {
         }
     }
 
-    /// Decides with Redis for shared limits, in order, stopping at the first refusal.
+    /// Decides with Redis for shared limits, stopping at the first refusal: local rates first
+    /// (nothing shared is spent on a call they refuse), then every shared limit in one round
+    /// trip, then local quotas. Rates still come before quotas.
     async fn decide(self: Arc<Self>, items: Vec<(usize, String)>) -> Outcome {
-        let mut out = Outcome::default();
         let now = now_ms();
-        for (i, key) in items {
-            let l = &self.limits[i];
-            let shared = match (&self.redis, l.shared) {
-                (Some(r), true) => {
-                    let redis_key = format!("{}:rl:{key}", r.prefix());
-                    Some(match &l.kind {
-                        Kind::Rate { rate, burst, .. } => r.rate(&redis_key, *rate, *burst).await,
-                        Kind::Quota { quota, .. } => r.quota(&redis_key, *quota, now).await,
-                    })
+        let is_quota = |i: usize| matches!(self.limits[i].kind, Kind::Quota { .. });
+        let shared = |i: usize| self.limits[i].shared;
+        let (local_rates, rest): (Vec<_>, Vec<_>) = items
+            .into_iter()
+            .partition(|(i, _)| !shared(*i) && !is_quota(*i));
+        let mut out = self.decide_local(&local_rates);
+        if out.refusal.is_some() {
+            return out;
+        }
+        let (remote, local_quotas): (Vec<_>, Vec<_>) =
+            rest.into_iter().partition(|(i, _)| shared(*i));
+        if let (Some(redis), false) = (&self.redis, remote.is_empty()) {
+            let asks: Vec<(String, Ask)> = remote
+                .iter()
+                .map(|(i, key)| {
+                    let k = format!("{}:rl:{key}", redis.prefix());
+                    match &self.limits[*i].kind {
+                        Kind::Rate { rate, burst, .. } => (
+                            k,
+                            Ask::Rate {
+                                rate: *rate,
+                                burst: *burst,
+                            },
+                        ),
+                        Kind::Quota { quota, .. } => (k, Ask::Quota(*quota)),
+                    }
+                })
+                .collect();
+            match redis.decide(&asks, now).await {
+                Ok(decisions) => {
+                    for ((i, _), d) in remote.iter().zip(decisions) {
+                        out.decisions.push((*i, d));
+                        if !d.allowed {
+                            out.refusal = Some(Refusal::Limit(*i));
+                            return out;
+                        }
+                    }
                 }
-                _ => None,
-            };
-            let d = match shared {
-                None => self.local(i, &key, now),
-                Some(Ok(d)) => d,
-                Some(Err(_)) => match l.fallback {
-                    StoreFallback::Local => {
-                        out.fallbacks.push((i, "local"));
-                        self.local(i, &key, now)
+                Err(_) => {
+                    for (i, key) in &remote {
+                        match self.limits[*i].fallback {
+                            StoreFallback::Local => {
+                                out.fallbacks.push((*i, "local"));
+                                let d = self.local(*i, key, now);
+                                out.decisions.push((*i, d));
+                                if !d.allowed {
+                                    out.refusal = Some(Refusal::Limit(*i));
+                                    return out;
+                                }
+                            }
+                            StoreFallback::Refuse => {
+                                out.fallbacks.push((*i, "refuse"));
+                                out.refusal = Some(Refusal::StoreDown(*i));
+                                return out;
+                            }
+                        }
                     }
-                    StoreFallback::Refuse => {
-                        out.fallbacks.push((i, "refuse"));
-                        out.refusal = Some(Refusal::StoreDown(i));
-                        break;
-                    }
-                },
-            };
-            out.decisions.push((i, d));
-            if !d.allowed {
-                out.refusal = Some(Refusal::Limit(i));
-                break;
+                }
             }
         }
+        let quotas = self.decide_local(&local_quotas);
+        out.decisions.extend(quotas.decisions);
+        out.refusal = quotas.refusal;
         out
     }
 

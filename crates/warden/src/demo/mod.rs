@@ -162,6 +162,9 @@ Try:
       403 problem+json: /admin only admits 10.20.0.0/16 (the route's ip_rules)
   curl -i 'http://{gw}/users/../admin/users'
       400: dot-segments never reach the router
+  for i in $(seq 55); do curl -s -o /dev/null -w '%{{http_code}} ' http://{gw}/health; done; echo
+      50 answers, then 429 with Retry-After: the per-consumer limit (an anonymous caller counts
+      by IP); every limited answer carries RateLimit-Policy, RateLimit-Remaining and -Reset
   curl -s http://{admin}/metrics | grep warden_requests
 
 Stop with Ctrl-C (the gateway drains in-flight requests first).
