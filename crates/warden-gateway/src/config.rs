@@ -20,10 +20,12 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 mod attack;
+mod audit;
 mod auth;
 mod protection;
 mod traffic;
 pub use attack::*;
+pub use audit::*;
 pub use auth::*;
 pub use protection::*;
 pub use traffic::*;
@@ -71,6 +73,9 @@ pub struct Config {
     /// Rate limits, quotas and per-consumer concurrency; shared through Redis when configured.
     #[serde(default)]
     pub traffic: Traffic,
+    /// Every call and admin event, chained and signed, in the data folder's store. On by default.
+    #[serde(default)]
+    pub audit: AuditConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -643,6 +648,9 @@ impl Config {
         }
         let names: Vec<String> = (0..self.routes.len()).map(|i| self.route_name(i)).collect();
         if let Some(problem) = self.traffic.validate(&names) {
+            return Some(problem);
+        }
+        if let Some(problem) = self.audit.validate() {
             return Some(problem);
         }
         for (i, r) in self.routes.iter().enumerate() {

@@ -22,6 +22,8 @@ pub struct RequestCtx {
     /// Whether the client reached us over TLS (feeds X-Forwarded-Proto and HSTS).
     pub tls: bool,
     pub method: http::Method,
+    /// The request path as received (no query), for the audit trail.
+    pub path: String,
     /// The request's `Origin`, for CORS on the way out.
     pub origin: Option<HeaderValue>,
     /// The request carried credentials (Authorization, Cookie, an API key header): its response is

@@ -31,6 +31,8 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     #[error("cannot start worker threads: {0}")]
     Workers(std::io::Error),
+    #[error("{0}")]
+    Audit(String),
 }
 
 pub struct Gateway {
@@ -49,6 +51,16 @@ impl Gateway {
     /// Binds every listener (failing fast if any cannot be bound) and starts serving.
     pub async fn start(runtime: Runtime) -> Result<Gateway, StartError> {
         let config = runtime.config.clone();
+        // Before any listener: a gateway that cannot record what it serves does not serve.
+        runtime
+            .services
+            .start_audit(&config.audit)
+            .map_err(StartError::Audit)?;
+        runtime.services.traffic.alerts.admin_event(
+            "config.loaded",
+            "",
+            serde_json::json!({"config_hash": runtime.config_hash}),
+        );
         let mut bound = Vec::new();
         for l in &config.listeners {
             let tls = match &l.tls {
@@ -170,6 +182,11 @@ impl Gateway {
                     .get_or_create(&ResultLabels { result: "ok" })
                     .inc();
                 tracing::info!(config_hash = %hash, file = %path.display(), "config reloaded");
+                self.shared.peek().services.traffic.alerts.admin_event(
+                    "config.reloaded",
+                    &path.display().to_string(),
+                    serde_json::json!({"config_hash": hash}),
+                );
                 Ok(hash)
             }
             Err(e) => {
@@ -207,6 +224,7 @@ impl Gateway {
             t.abort();
         }
         self.workers.stop();
+        self.shared.peek().services.stop_audit();
         tracing::info!("stopped");
     }
 }

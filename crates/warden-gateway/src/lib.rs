@@ -6,10 +6,12 @@
 //! - connection limits, slowloris and idle handling, graceful shutdown: [`server`];
 //! - every config field and its default: [`config`];
 //! - rate limits, quotas, concurrency caps, circuit breakers and their shared state: [`checks::traffic`], [`traffic`];
+//! - where a call is recorded in the audit trail: [`audit`] (called from `proxy::finish`);
 //! - how a refusal becomes `application/problem+json`: [`problem`].
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod body;
 pub mod checks;
 pub mod config;

@@ -82,6 +82,7 @@ pub async fn handle<G: Send + 'static>(
         client_ip,
         tls: conn.tls,
         method: req.method().clone(),
+        path: req.uri().path().to_string(),
         origin: h.get(header::ORIGIN).cloned(),
         has_credentials,
         route: None,
@@ -129,6 +130,30 @@ pub async fn handle<G: Send + 'static>(
             (resp, Some(upstream))
         }
     };
+    // Compliance mode: the call is on record before any byte of the answer leaves, or it is
+    // refused.
+    let mut resp = resp;
+    if let Some(audit) = rt.services.audit().filter(|a| a.compliance) {
+        let declared = content_length(resp.headers());
+        let rec = crate::audit::request_record(
+            &ctx,
+            &ctx.path,
+            resp.status().as_u16(),
+            stats.bytes.load(Ordering::Relaxed),
+            declared,
+            None,
+            upstream.as_deref(),
+        );
+        if audit.record_durably(rec).await {
+            ctx.ext.insert(crate::audit::Recorded);
+        } else {
+            let rejection = Rejection::new(ProblemKind::Overloaded, "audit-unavailable");
+            resp = problem_response(&rejection, &ctx.request_id);
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            ctx.decision = Decision::Failed { rejection };
+        }
+    }
     Ok(finish(
         conn,
         rt,
@@ -503,6 +528,19 @@ fn finish(
             findings = %FindingsSummary(&ctx.findings),
         );
         rt.pipeline.log(&ctx, &outcome);
+        if let Some(audit) = rt.services.audit() {
+            if ctx.ext.get::<crate::audit::Recorded>().is_none() {
+                audit.record(crate::audit::request_record(
+                    &ctx,
+                    &ctx.path,
+                    status,
+                    outcome.bytes_in,
+                    Some(bytes_out),
+                    Some(complete),
+                    outcome.upstream.as_deref(),
+                ));
+            }
+        }
     });
     Response::from_parts(parts, body.boxed_unsync())
 }

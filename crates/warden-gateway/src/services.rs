@@ -34,6 +34,8 @@ pub struct Services {
     stop: Arc<AtomicBool>,
     /// Rate limits, quotas, concurrency, breakers (traffic.rs).
     pub traffic: crate::traffic::TrafficState,
+    /// The audit trail's writer, once the gateway has started it (fixed for the process's life).
+    audit: std::sync::OnceLock<Arc<crate::audit::Audit>>,
 }
 
 pub fn now_secs() -> i64 {
@@ -77,6 +79,36 @@ impl Services {
             issued: Mutex::default(),
             jwks: Mutex::default(),
             stop: Arc::new(AtomicBool::new(false)),
+            audit: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Starts the audit writer on the store (if there is a store and the config wants one).
+    pub fn start_audit(&self, cfg: &crate::config::AuditConfig) -> Result<(), String> {
+        let (Some(dir), true) = (&self.store_dir, cfg.enabled) else {
+            return Ok(());
+        };
+        if self.audit.get().is_some() {
+            return Ok(());
+        }
+        let writer = warden_store::audit::AuditWriter::start(dir, cfg.writer_options())
+            .map_err(|e| format!("cannot start the audit trail: {e}"))?;
+        let _ = self.audit.set(Arc::new(crate::audit::Audit::new(
+            writer,
+            cfg.compliance,
+            self.traffic.alerts.clone(),
+        )));
+        Ok(())
+    }
+
+    pub fn audit(&self) -> Option<&Arc<crate::audit::Audit>> {
+        self.audit.get()
+    }
+
+    /// Writes what is queued and makes a last checkpoint (shutdown).
+    pub fn stop_audit(&self) {
+        if let Some(a) = self.audit.get() {
+            a.writer().shutdown();
         }
     }
 

@@ -445,7 +445,8 @@ pub fn share_revocation(config: &RedisConfig, credential_id: &str) -> Result<(),
         .map_err(|e| e.to_string())
 }
 
-/// Where alerts go: the log (target `warden::alert`), `/metrics`, and the store's admin events.
+/// Where alerts go: the log (target `warden::alert`), `/metrics`, and the store's admin events
+/// (and from there the audit trail).
 pub struct Alerts {
     store_dir: Option<PathBuf>,
     raised: Mutex<HashMap<&'static str, u64>>,
@@ -483,16 +484,23 @@ impl Alerts {
         );
     }
 
-    /// Off the request path: a SQLite write may wait on another process's lock.
     fn record(&self, action: &'static str, alert: &'static str, detail: serde_json::Value) {
+        self.admin_event(action, alert, detail);
+    }
+
+    /// Records something the gateway did (an alert, a config reload) in the store's admin events,
+    /// which the audit trail chains. Off the request path: a SQLite write may wait on another
+    /// process's lock.
+    pub fn admin_event(&self, action: &'static str, subject: &str, detail: serde_json::Value) {
         let Some(dir) = self.store_dir.clone() else {
             return;
         };
+        let subject = subject.to_string();
         std::thread::spawn(move || {
             let written = warden_store::Store::open(&dir)
-                .and_then(|mut s| s.record_event("warden-gateway", action, alert, detail));
+                .and_then(|mut s| s.record_event("warden-gateway", action, &subject, detail));
             if let Err(e) = written {
-                tracing::error!(error = %e, "cannot record an alert in the store");
+                tracing::error!(error = %e, action, "cannot record an admin event in the store");
             }
         });
     }

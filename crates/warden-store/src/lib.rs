@@ -1,10 +1,13 @@
 //! The embedded store: one SQLite file (`warden.db`, WAL) in the data folder. It holds API keys
-//! (hashes only, never secrets) and the admin event log of every change to them, which the audit
-//! trail chains. Several processes may use it at once (the gateway reads, `warden keys` writes);
-//! the gateway notices changes through SQLite's `data_version` without reading the tables.
+//! (hashes only, never secrets), the admin event log of every change to them, and the audit trail
+//! (`audit`), which chains both calls and admin events. Several processes may use it at once (the
+//! gateway reads keys and writes the trail, `warden keys` writes keys); the gateway notices key
+//! changes through SQLite's `data_version` without reading the tables.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
+
+pub mod audit;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use warden_policy::auth::api_key::{self, KeyEntry};
@@ -116,6 +119,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.execute_batch(audit::SCHEMA).map_err(err)?;
         Ok(Store { conn, path })
     }
 

@@ -49,6 +49,9 @@ pub enum Command {
     /// Keys and values of the personal-data protection (encrypt/hash actions).
     #[command(subcommand)]
     Pii(PiiCommand),
+    /// The audit trail in the data folder: verify it, query it, export it.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run only the bundled example API (deliberately naive; never expose it).
     #[command(hide = true)]
     DemoApi(DemoApiArgs),
@@ -95,6 +98,71 @@ pub enum KeysCommand {
     Rotate(KeysRotateArgs),
     /// Revoke a key; running gateways refuse it within a second.
     Revoke(KeysRevokeArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the whole chain and every signed checkpoint; exits 0 only when the trail is intact,
+    /// else 1, naming the first entry that was edited, deleted, inserted, reordered or cut off.
+    Verify(AuditVerifyArgs),
+    /// Entries matching the filters, oldest first: a table, or JSON lines with --json.
+    Query(AuditQueryArgs),
+    /// Every entry (or those in a time range) as JSON lines with its sequence number and hash.
+    Export(AuditExportArgs),
+    /// The public key checkpoints are signed with (hex), to pin with `verify --public-key`.
+    PublicKey,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditVerifyArgs {
+    /// The trail's public key (hex, as `warden audit public-key` printed it when the trail was
+    /// new), or a file holding it: checkpoints signed by any other key fail.
+    #[arg(long)]
+    pub public_key: Option<String>,
+    /// The report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditQueryArgs {
+    /// From this time (RFC 3339, e.g. 2026-11-24T10:00:00Z) or this long ago (e.g. 1h).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Until this time (RFC 3339) or this long ago.
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long)]
+    pub consumer: Option<String>,
+    #[arg(long)]
+    pub route: Option<String>,
+    /// allowed, denied or failed.
+    #[arg(long)]
+    pub decision: Option<String>,
+    #[arg(long)]
+    pub status: Option<u16>,
+    /// A reason code, e.g. rate-limited, attack-detected, expired.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// request or admin.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// At most this many entries.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: u64,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditExportArgs {
+    /// From this time (RFC 3339) or this long ago (e.g. 24h).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Until this time (RFC 3339) or this long ago.
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -1,6 +1,7 @@
 //! The `warden` command: parse the arguments, then hand over to one module per subcommand.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod cli;
 mod data_dir;
 mod demo;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args, cli.data_dir).await,
             Command::Pii(cmd) => pii::run(cmd),
             Command::Keys(cmd) => keys::run(cmd, cli.data_dir),
+            Command::Audit(cmd) => audit::run(cmd, cli.data_dir),
             Command::Sign(args) => sign::run(args),
             Command::DemoApi(args) => demo::api::run_standalone(args).await,
         }

@@ -1,0 +1,120 @@
+//! The gateway's side of the audit trail: one record per call, handed to the store's writer
+//! thread (`warden_store::audit`). Outside compliance mode a record is queued without waiting, and
+//! a full queue drops it (counted, alerted) rather than slow the proxy; in compliance mode the
+//! response waits until its record is committed, and a call that cannot be recorded gets a 503.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use warden_store::audit::{AuditWriter, Record, RequestRecord};
+
+use crate::context::{Decision, RequestCtx};
+use crate::traffic::Alerts;
+
+/// How long a compliance-mode response waits for its record before it is refused instead.
+const DURABLE_WAIT: Duration = Duration::from_secs(5);
+
+pub struct Audit {
+    writer: Arc<AuditWriter>,
+    pub compliance: bool,
+    overflowing: AtomicBool,
+    alerts: Arc<Alerts>,
+}
+
+/// Marks a request already recorded (compliance mode records before the response is sent).
+#[derive(Clone, Copy)]
+pub struct Recorded;
+
+impl Audit {
+    pub fn new(writer: Arc<AuditWriter>, compliance: bool, alerts: Arc<Alerts>) -> Audit {
+        Audit {
+            writer,
+            compliance,
+            overflowing: AtomicBool::new(false),
+            alerts,
+        }
+    }
+
+    pub fn writer(&self) -> &AuditWriter {
+        &self.writer
+    }
+
+    /// Queues a record; never waits.
+    pub fn record(&self, rec: RequestRecord) {
+        match self.writer.try_append(Record::Request(rec)) {
+            Ok(()) => {
+                if self.overflowing.load(Ordering::Relaxed)
+                    && self.overflowing.swap(false, Ordering::Relaxed)
+                {
+                    self.alerts.resolve("audit-queue-full", "audit");
+                }
+            }
+            Err(_) => {
+                if !self.overflowing.swap(true, Ordering::Relaxed) {
+                    self.alerts.raise(
+                        "audit-queue-full",
+                        "audit",
+                        "the audit writer falls behind; records are being dropped",
+                    );
+                }
+            }
+        }
+    }
+
+    /// Queues a record and waits until it is committed: false if it could not be.
+    pub async fn record_durably(&self, rec: RequestRecord) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let queued = self.writer.append_then(
+            Record::Request(rec),
+            Box::new(move |ok| {
+                let _ = tx.send(ok);
+            }),
+        );
+        if queued.is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(DURABLE_WAIT, rx).await, Ok(Ok(true)))
+    }
+}
+
+/// What the trail keeps about a call: who, what, the decision and why, never a secret or a body.
+pub fn request_record(
+    ctx: &RequestCtx,
+    path: &str,
+    status: u16,
+    bytes_in: u64,
+    bytes_out: Option<u64>,
+    complete: Option<bool>,
+    upstream: Option<&str>,
+) -> RequestRecord {
+    let (phase, reason) = match &ctx.decision {
+        Decision::Allowed => ("", ""),
+        Decision::Denied { phase, rejection } => (*phase, rejection.recorded_reason()),
+        Decision::Failed { rejection } => ("", rejection.recorded_reason()),
+    };
+    RequestRecord {
+        at_ms: crate::traffic::now_ms() as i64,
+        request_id: ctx.request_id.clone(),
+        consumer: ctx.identity.as_ref().map(|i| i.consumer.clone()),
+        credential_id: ctx.identity.as_ref().map(|i| i.credential_id.clone()),
+        client_ip: ctx.client_ip.to_canonical().to_string(),
+        method: ctx.method.as_str().to_string(),
+        route: ctx.route_name.as_deref().unwrap_or("-").to_string(),
+        path: path.to_string(),
+        status,
+        decision: ctx.decision.label(),
+        phase,
+        reason,
+        findings: ctx
+            .findings
+            .iter()
+            .map(|f| format!("{}:{}@{}:{}", f.check, f.kind, f.location, f.action))
+            .collect(),
+        bytes_in,
+        bytes_out,
+        latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
+        upstream: upstream.map(str::to_string),
+        complete,
+    }
+}

@@ -1,0 +1,207 @@
+//! `warden audit`: verify, query and export the tamper-evident trail in the data folder
+//! (`warden_store::audit`). Verify's exit code is the contract outside checks rely on: 0 only for
+//! an intact trail.
+
+use std::path::{Path, PathBuf};
+
+use warden_store::audit::{self, Filter};
+
+use crate::cli::{AuditCommand, Failure};
+
+fn dir(data_dir: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    let dir = crate::data_dir::resolve(data_dir, None, None);
+    if !dir.join(warden_store::FILE_NAME).exists() {
+        return Err(Failure::BadInput(format!(
+            "{}: no store here; pass the gateway's --data-dir",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}
+
+fn store_err(e: warden_store::StoreError) -> Failure {
+    Failure::Runtime(anyhow::anyhow!("{e}"))
+}
+
+/// RFC 3339, or a duration meaning that long ago; in Unix milliseconds.
+fn when(flag: &str, s: &str) -> Result<i64, Failure> {
+    let now = std::time::SystemTime::now();
+    let t = humantime::parse_rfc3339_weak(s)
+        .or_else(|_| humantime::parse_duration(s).map(|d| now - d))
+        .map_err(|_| {
+            Failure::BadInput(format!(
+                "--{flag} {s:?}: give a time (2026-11-24T10:00:00Z) or a duration ago (1h, 7d)"
+            ))
+        })?;
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64))
+}
+
+fn range(
+    since: &Option<String>,
+    until: &Option<String>,
+) -> Result<(Option<i64>, Option<i64>), Failure> {
+    Ok((
+        since.as_deref().map(|s| when("since", s)).transpose()?,
+        until.as_deref().map(|s| when("until", s)).transpose()?,
+    ))
+}
+
+fn pinned_key(arg: &str) -> Result<Vec<u8>, Failure> {
+    let text = if Path::new(arg).is_file() {
+        std::fs::read_to_string(arg)
+            .map_err(|e| Failure::BadInput(format!("{arg}: cannot read: {e}")))?
+    } else {
+        arg.to_string()
+    };
+    let t = text.trim();
+    (t.len() == 64)
+        .then(|| {
+            (0..32)
+                .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).ok())
+                .collect::<Option<Vec<u8>>>()
+        })
+        .flatten()
+        .ok_or_else(|| {
+            Failure::BadInput(
+                "--public-key: expected 64 hex digits (or a file holding them), as `warden audit \
+                 public-key` prints"
+                    .to_string(),
+            )
+        })
+}
+
+pub fn run(cmd: AuditCommand, data_dir: Option<PathBuf>) -> Result<(), Failure> {
+    let dir = dir(data_dir)?;
+    match cmd {
+        AuditCommand::Verify(a) => {
+            let pinned = a.public_key.as_deref().map(pinned_key).transpose()?;
+            let r = audit::verify(&dir, pinned.as_deref()).map_err(store_err)?;
+            if a.json {
+                crate::out(
+                    serde_json::json!({
+                        "intact": r.problem.is_none(),
+                        "first": r.first, "last": r.last, "entries": r.entries,
+                        "checkpoints": r.checkpoints, "unsigned_tail": r.unsigned_tail,
+                        "problem": r.problem.as_ref().map(|p| p.to_string()),
+                    })
+                    .to_string(),
+                );
+            }
+            match r.problem {
+                None => {
+                    eprintln!(
+                        "audit trail intact: entries {}..={} ({}), {} signed checkpoints; {} entries after the last checkpoint",
+                        r.first, r.last, r.entries, r.checkpoints, r.unsigned_tail
+                    );
+                    Ok(())
+                }
+                Some(p) => Err(Failure::Runtime(anyhow::anyhow!(
+                    "audit trail broken: {p} ({})",
+                    dir.join(warden_store::FILE_NAME).display()
+                ))),
+            }
+        }
+        AuditCommand::Query(a) => {
+            let (since_ms, until_ms) = range(&a.since, &a.until)?;
+            let entries = audit::query(
+                &dir,
+                &Filter {
+                    since_ms,
+                    until_ms,
+                    consumer: a.consumer,
+                    route: a.route,
+                    decision: a.decision,
+                    status: a.status,
+                    reason: a.reason,
+                    kind: a.kind,
+                    limit: Some(a.limit),
+                },
+            )
+            .map_err(store_err)?;
+            if a.json {
+                for e in &entries {
+                    crate::out(line(e).to_string());
+                }
+                return Ok(());
+            }
+            crate::out(format!(
+                "{:>8}  {:<24}  {:<7}  {:<14}  {:<6}  {:<3}  {:<8}  {:<16}  {}",
+                "seq",
+                "time",
+                "kind",
+                "consumer",
+                "method",
+                "st",
+                "decision",
+                "reason",
+                "route / action"
+            ));
+            for e in &entries {
+                let b = &e.body;
+                let s = |k: &str| b[k].as_str().unwrap_or("-").to_string();
+                let at = b["at_ms"].as_i64().unwrap_or(0).max(0) as u64;
+                let time = humantime::format_rfc3339_millis(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(at),
+                );
+                let (what, status) = if s("kind") == "admin" {
+                    (format!("{} {}", s("action"), s("subject")), "-".to_string())
+                } else {
+                    (
+                        format!("{} {}", s("route"), s("path")),
+                        b["status"].to_string(),
+                    )
+                };
+                crate::out(format!(
+                    "{:>8}  {:<24}  {:<7}  {:<14}  {:<6}  {:<3}  {:<8}  {:<16}  {}",
+                    e.seq,
+                    time.to_string(),
+                    s("kind"),
+                    b["consumer"]
+                        .as_str()
+                        .or(b["actor"].as_str())
+                        .unwrap_or("-"),
+                    s("method"),
+                    status,
+                    s("decision"),
+                    b["reason"]
+                        .as_str()
+                        .filter(|r| !r.is_empty())
+                        .unwrap_or("-"),
+                    what
+                ));
+            }
+            Ok(())
+        }
+        AuditCommand::Export(a) => {
+            let (since_ms, until_ms) = range(&a.since, &a.until)?;
+            let entries = audit::query(
+                &dir,
+                &Filter {
+                    since_ms,
+                    until_ms,
+                    ..Filter::default()
+                },
+            )
+            .map_err(store_err)?;
+            for e in &entries {
+                crate::out(line(e).to_string());
+            }
+            Ok(())
+        }
+        AuditCommand::PublicKey => {
+            crate::out(audit::hex(&audit::public_key(&dir).map_err(store_err)?));
+            Ok(())
+        }
+    }
+}
+
+/// An entry as one JSON line: its body, with its place in the chain.
+fn line(e: &audit::Entry) -> serde_json::Value {
+    let mut v = e.body.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("seq".into(), e.seq.into());
+        o.insert("hash".into(), e.hash.clone().into());
+    }
+    v
+}
