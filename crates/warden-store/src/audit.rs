@@ -14,8 +14,9 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -124,10 +125,18 @@ impl Default for WriterOptions {
     }
 }
 
+/// How long queued records wait for company before they are written (group commit), unless a
+/// compliance-mode call is waiting for one of them.
+const GROUP_WINDOW: Duration = Duration::from_millis(5);
+
 /// The sending side of the trail; cheap to share.
 pub struct AuditWriter {
-    tx: Mutex<Option<SyncSender<Msg>>>,
+    /// Used without a lock: every worker thread sends here.
+    tx: SyncSender<Msg>,
+    closing: Arc<AtomicBool>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// To wake the writer for a call that waits on its record.
+    waker: std::thread::Thread,
     dropped: AtomicU64,
     written: Arc<AtomicU64>,
 }
@@ -142,29 +151,28 @@ impl AuditWriter {
         let mut trail = Trail::open(dir)?;
         let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
         let written = Arc::new(AtomicU64::new(0));
-        let w = written.clone();
+        let closing = Arc::new(AtomicBool::new(false));
+        let (w, c) = (written.clone(), closing.clone());
         let thread = std::thread::Builder::new()
             .name("warden-audit".into())
-            .spawn(move || trail.run(rx, &opts, &w))
+            .spawn(move || trail.run(rx, &opts, &w, &c))
             .map_err(|e| StoreError::Invalid(format!("cannot start the audit writer: {e}")))?;
         Ok(Arc::new(AuditWriter {
-            tx: Mutex::new(Some(tx)),
+            tx,
+            closing,
+            waker: thread.thread().clone(),
             thread: Mutex::new(Some(thread)),
             dropped: AtomicU64::new(0),
             written,
         }))
     }
 
-    fn sender(&self) -> Option<SyncSender<Msg>> {
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
     /// Queues a record without waiting; a full queue drops it (counted in `dropped`).
     pub fn try_append(&self, record: Record) -> Result<(), QueueFull> {
-        let Some(tx) = self.sender() else {
+        if self.closing.load(Ordering::Relaxed) {
             return Err(QueueFull);
-        };
-        match tx.try_send(Msg::Record(record, None)) {
+        }
+        match self.tx.try_send(Msg::Record(record, None)) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -176,13 +184,17 @@ impl AuditWriter {
     /// Queues a record and calls `ack(true)` once it is committed (`false`: it could not be).
     /// The queue being full is reported at once, without waiting.
     pub fn append_then(&self, record: Record, ack: Ack) -> Result<(), QueueFull> {
-        let Some(tx) = self.sender() else {
+        if self.closing.load(Ordering::Relaxed) {
             return Err(QueueFull);
-        };
-        tx.try_send(Msg::Record(record, Some(ack))).map_err(|_| {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            QueueFull
-        })
+        }
+        self.tx
+            .try_send(Msg::Record(record, Some(ack)))
+            .map_err(|_| {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                QueueFull
+            })?;
+        self.waker.unpark();
+        Ok(())
     }
 
     pub fn dropped(&self) -> u64 {
@@ -195,7 +207,8 @@ impl AuditWriter {
 
     /// Writes what is queued, makes a last checkpoint and stops the writer.
     pub fn shutdown(&self) {
-        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.closing.store(true, Ordering::Release);
+        self.waker.unpark();
         if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = t.join();
         }
@@ -300,26 +313,41 @@ impl Trail {
         }
     }
 
-    fn run(&mut self, rx: Receiver<Msg>, opts: &WriterOptions, written: &AtomicU64) {
+    fn run(
+        &mut self,
+        rx: Receiver<Msg>,
+        opts: &WriterOptions,
+        written: &AtomicU64,
+        closing: &AtomicBool,
+    ) {
         let mut last_admin_poll = Instant::now() - Duration::from_secs(10);
         let mut last_retention = Instant::now() - Duration::from_secs(3600);
         loop {
+            // Read before draining: once set, no sender adds more, so an empty queue is the end.
+            let stopping = closing.load(Ordering::Acquire);
             let mut batch = Vec::new();
-            let closed = match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(m) => {
-                    batch.push(m);
-                    while batch.len() < 8192 {
-                        match rx.try_recv() {
-                            Ok(m) => batch.push(m),
-                            Err(_) => break,
-                        }
+            let mut closed = false;
+            while batch.len() < 8192 {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(TryRecvError::Empty) => {
+                        closed = stopping;
+                        break;
                     }
-                    false
+                    Err(TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
                 }
-                Err(RecvTimeoutError::Timeout) => false,
-                Err(RecvTimeoutError::Disconnected) => true,
-            };
+            }
             let poll_admin = closed || last_admin_poll.elapsed() >= Duration::from_millis(500);
+            if batch.is_empty() && !poll_admin {
+                // Senders never wake this thread (a wake-up per call cost the proxy more than the
+                // write itself); it looks again after GROUP_WINDOW, or when a compliance-mode call,
+                // which waits for its record, unparks it.
+                std::thread::park_timeout(GROUP_WINDOW);
+                continue;
+            }
             if poll_admin {
                 last_admin_poll = Instant::now();
             }
