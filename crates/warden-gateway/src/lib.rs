@@ -28,6 +28,7 @@ pub mod runtime;
 pub mod server;
 pub mod services;
 pub mod shared;
+pub mod syslog;
 pub mod tls;
 pub mod traffic;
 pub mod upstream;

@@ -12,6 +12,7 @@ pub mod ip_rules;
 pub mod json;
 pub mod leaks;
 pub mod pii;
+pub mod syslog;
 pub mod traffic;
 pub mod verdict;
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use warden_store::audit::{self, Filter};
 
-use crate::cli::{AuditCommand, Failure};
+use crate::cli::{AuditCommand, Failure, SyslogFormat};
 
 fn dir(data_dir: Option<PathBuf>) -> Result<PathBuf, Failure> {
     let dir = crate::data_dir::resolve(data_dir, None, None);
@@ -184,9 +184,31 @@ pub fn run(cmd: AuditCommand, data_dir: Option<PathBuf>) -> Result<(), Failure> 
                 },
             )
             .map_err(store_err)?;
+            let Some(target) = a.syslog else {
+                for e in &entries {
+                    crate::out(line(e).to_string());
+                }
+                return Ok(());
+            };
+            let target =
+                warden_gateway::syslog::Target::try_from(target).map_err(Failure::BadInput)?;
+            let format = match a.format {
+                SyslogFormat::Rfc5424 => warden_gateway::syslog::Format::Rfc5424,
+                SyslogFormat::Cef => warden_gateway::syslog::Format::Cef,
+            };
+            let mut sender = warden_gateway::syslog::Sender::connect(&target)
+                .map_err(|e| Failure::Runtime(anyhow::anyhow!("syslog {}: {e}", target.address)))?;
             for e in &entries {
-                crate::out(line(e).to_string());
+                let msg = warden_gateway::syslog::entry_message(format, e.seq, &e.hash, &e.body);
+                sender.send(&msg).map_err(|err| {
+                    Failure::Runtime(anyhow::anyhow!(
+                        "syslog {}: stopped at entry {}: {err}",
+                        target.address,
+                        e.seq
+                    ))
+                })?;
             }
+            eprintln!("sent {} entries to {}", entries.len(), target.address);
             Ok(())
         }
         AuditCommand::PublicKey => {

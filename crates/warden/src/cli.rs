@@ -163,6 +163,20 @@ pub struct AuditExportArgs {
     /// Until this time (RFC 3339) or this long ago.
     #[arg(long)]
     pub until: Option<String>,
+    /// Send to a syslog server instead of printing: udp://host:port or tcp://host:port.
+    #[arg(long)]
+    pub syslog: Option<String>,
+    /// Syslog message format.
+    #[arg(long, value_enum, default_value_t = SyslogFormat::Rfc5424, requires = "syslog")]
+    pub format: SyslogFormat,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum SyslogFormat {
+    /// RFC 5424, the entry's JSON as the message.
+    Rfc5424,
+    /// ArcSight CEF in an RFC 5424 frame.
+    Cef,
 }
 
 #[derive(Args, Debug)]

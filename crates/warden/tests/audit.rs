@@ -220,3 +220,132 @@ fn compliance_mode_loses_no_answered_call_to_kill_9() {
         &missing[..missing.len().min(5)]
     );
 }
+
+/// A private rsyslogd (Debian's) listening on UDP and TCP, writing what it receives to a file.
+struct Rsyslog {
+    child: std::process::Child,
+    udp: u16,
+    tcp: u16,
+    out: std::path::PathBuf,
+}
+
+impl Rsyslog {
+    fn start(dir: &Path) -> Rsyslog {
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (udp, tcp) = (port(), port());
+        let out = dir.join("received.log");
+        let conf = dir.join("rsyslog.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "global(workDirectory=\"{d}\")\n\
+                 module(load=\"imudp\")\nmodule(load=\"imtcp\")\n\
+                 input(type=\"imudp\" address=\"127.0.0.1\" port=\"{udp}\")\n\
+                 input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{tcp}\")\n\
+                 template(name=\"raw\" type=\"string\" string=\"%msgid% %structured-data% %msg%\\n\")\n\
+                 action(type=\"omfile\" file=\"{o}\" template=\"raw\")\n",
+                d = dir.display(),
+                o = out.display()
+            ),
+        )
+        .unwrap();
+        let bin = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("rsyslogd is needed for this test (Debian: apt-get install rsyslog; .ci/run installs it)");
+        let child = std::process::Command::new(bin)
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.join("rsyslogd.pid"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let r = Rsyslog {
+            child,
+            udp,
+            tcp,
+            out,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", tcp)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rsyslogd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        r
+    }
+
+    /// Waits until the received file holds `n` lines containing `needle`.
+    fn wait_for(&self, needle: &str, n: usize) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+            if text.lines().filter(|l| l.contains(needle)).count() >= n {
+                return text;
+            }
+            assert!(std::time::Instant::now() < deadline, "rsyslog got: {text}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn export_reaches_a_real_rsyslog_as_rfc5424_and_cef() {
+    let dir = temp_dir("audit-syslog");
+    let (_api, api) = start_api(&dir);
+    let (mut gw, addr) = serve(&dir, api, "");
+    for _ in 0..3 {
+        assert_eq!(http_with_head(addr, "/users/1").0, 200);
+    }
+    assert_eq!(
+        http_with_head(addr, "/users/1?q=%3Cscript%3Ealert(1)%3C/script%3E").0,
+        403
+    );
+    gw.signal("TERM");
+    gw.wait_exit();
+    let (_, out, _) = warden(&dir, &["audit", "export"]);
+    let n = jsonl(&out).len();
+
+    let syslog = Rsyslog::start(&dir);
+    let udp = format!("udp://127.0.0.1:{}", syslog.udp);
+    let (code, _, err) = warden(&dir, &["audit", "export", "--syslog", &udp]);
+    assert_eq!(code, Some(0), "{err}");
+    let got = syslog.wait_for("[warden@32473 seq=", n);
+    // The admin event of the config load may come first: it is picked up every 500 ms.
+    assert!(got.contains(" [warden@32473 seq=\"1\" hash=\""), "{got}");
+    assert!(got.contains("request [warden@32473 seq="), "{got}");
+    assert!(got.contains("\"decision\":\"denied\""), "{got}");
+
+    let tcp = format!("tcp://127.0.0.1:{}", syslog.tcp);
+    let (code, _, err) = warden(
+        &dir,
+        &["audit", "export", "--syslog", &tcp, "--format", "cef"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let got = syslog.wait_for("CEF:0|Warden|Warden Gateway|", n);
+    assert!(got.contains("|request:denied|GET api denied|5|"), "{got}");
+    // The finer cause (the detector) is what the trail records.
+    assert!(got.contains("reason=xss"), "{got}");
+    assert!(
+        !got.contains("<script>"),
+        "no payload leaves in an export: {got}"
+    );
+}
