@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use warden_store::audit::{AuditWriter, Record, RequestRecord};
 
+use crate::alerts::Alerts;
 use crate::context::{Decision, RequestCtx};
-use crate::traffic::Alerts;
 
 /// How long a compliance-mode response waits for its record before it is refused instead.
 const DURABLE_WAIT: Duration = Duration::from_secs(5);

@@ -76,6 +76,10 @@ pub struct Config {
     /// Every call and admin event, chained and signed, in the data folder's store. On by default.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Detectors that raise alerts (auth failure bursts, object probing, path sweeps, large
+    /// responses) and where alerts go. The detectors are on by default.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

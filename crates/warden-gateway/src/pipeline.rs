@@ -194,6 +194,14 @@ impl Pipeline {
                 checks::security_headers::SecurityHeadersCheck::new(config),
             ));
         }
+        // Last, log phase only: patterns across finished calls become alerts.
+        services.traffic.alerts.configure(&config.alerts);
+        if config.alerts.any_detector() {
+            checks.push(Arc::new(checks::alerting::AlertingCheck::new(
+                config,
+                services.clone(),
+            )));
+        }
         Pipeline { checks }
     }
 

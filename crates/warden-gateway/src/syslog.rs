@@ -173,6 +173,38 @@ pub fn entry_message(format: Format, seq: u64, hash: &str, body: &serde_json::Va
     )
 }
 
+/// An alert (as `Alerts` delivers it) as one syslog message.
+pub fn alert_message(format: Format, doc: &serde_json::Value) -> String {
+    let alert = doc["alert"].as_str().unwrap_or("alert");
+    let subject = doc["subject"].as_str().unwrap_or("");
+    let at = doc["at_ms"].as_i64().unwrap_or(0);
+    let resolved = doc["resolved"].as_bool().unwrap_or(false);
+    let msg = match format {
+        Format::Rfc5424 => doc.to_string(),
+        Format::Cef => syslog::cef(
+            env!("CARGO_PKG_VERSION"),
+            &format!("alert:{alert}"),
+            &format!("{alert} {}", if resolved { "resolved" } else { "raised" }),
+            if resolved { 3 } else { 8 },
+            &[
+                ("rt", at.to_string()),
+                ("suser", subject.to_string()),
+                ("msg", doc["detail"].to_string()),
+            ],
+        ),
+    };
+    syslog::rfc5424(
+        if resolved { 5 } else { 2 },
+        at,
+        &host(),
+        "warden",
+        std::process::id(),
+        "alert",
+        &[("alert", alert.to_string())],
+        &msg,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,7 +200,7 @@ pub struct RedisStore {
     /// Until when (ms since the epoch) Redis is skipped after a failure.
     down_until: AtomicU64,
     down: AtomicBool,
-    alerts: Arc<Alerts>,
+    alerts: Arc<crate::alerts::Alerts>,
     /// Credential ids (API key ids, token ids) revoked through Redis by any replica's operator,
     /// as last read; kept when Redis is unreachable, so known revocations still hold.
     revoked: arc_swap::ArcSwap<HashSet<String>>,
@@ -210,7 +210,7 @@ pub struct RedisStore {
 pub const REVOCATION_POLL: Duration = Duration::from_millis(250);
 
 impl RedisStore {
-    fn new(config: RedisConfig, alerts: Arc<Alerts>) -> Result<RedisStore, String> {
+    fn new(config: RedisConfig, alerts: Arc<crate::alerts::Alerts>) -> Result<RedisStore, String> {
         let client = redis::Client::open(config.url.0.as_str()).map_err(|e| e.to_string())?;
         Ok(RedisStore {
             config,
@@ -445,79 +445,6 @@ pub fn share_revocation(config: &RedisConfig, credential_id: &str) -> Result<(),
         .map_err(|e| e.to_string())
 }
 
-/// Where alerts go: the log (target `warden::alert`), `/metrics`, and the store's admin events
-/// (and from there the audit trail).
-pub struct Alerts {
-    store_dir: Option<PathBuf>,
-    raised: Mutex<HashMap<&'static str, u64>>,
-}
-
-impl Alerts {
-    pub fn new(store_dir: Option<PathBuf>) -> Alerts {
-        Alerts {
-            store_dir,
-            raised: Mutex::default(),
-        }
-    }
-
-    pub fn raise(&self, alert: &'static str, subject: &str, why: &str) {
-        tracing::error!(target: "warden::alert", alert, subject, reason = why, "alert raised");
-        *self
-            .raised
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(alert)
-            .or_default() += 1;
-        self.record(
-            "alert.raised",
-            alert,
-            serde_json::json!({"subject": subject, "reason": why}),
-        );
-    }
-
-    pub fn resolve(&self, alert: &'static str, subject: &str) {
-        tracing::warn!(target: "warden::alert", alert, subject, "alert resolved");
-        self.record(
-            "alert.resolved",
-            alert,
-            serde_json::json!({"subject": subject}),
-        );
-    }
-
-    fn record(&self, action: &'static str, alert: &'static str, detail: serde_json::Value) {
-        self.admin_event(action, alert, detail);
-    }
-
-    /// Records something the gateway did (an alert, a config reload) in the store's admin events,
-    /// which the audit trail chains. Off the request path: a SQLite write may wait on another
-    /// process's lock.
-    pub fn admin_event(&self, action: &'static str, subject: &str, detail: serde_json::Value) {
-        let Some(dir) = self.store_dir.clone() else {
-            return;
-        };
-        let subject = subject.to_string();
-        std::thread::spawn(move || {
-            let written = warden_store::Store::open(&dir)
-                .and_then(|mut s| s.record_event("warden-gateway", action, &subject, detail));
-            if let Err(e) = written {
-                tracing::error!(error = %e, action, "cannot record an admin event in the store");
-            }
-        });
-    }
-
-    pub fn counts(&self) -> Vec<(&'static str, u64)> {
-        let mut v: Vec<_> = self
-            .raised
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, v)| (*k, *v))
-            .collect();
-        v.sort();
-        v
-    }
-}
-
 /// One upstream target's breaker, with the names `/metrics` reports it under.
 pub struct TargetBreaker {
     pub upstream: String,
@@ -606,7 +533,7 @@ impl Drop for Slot {
 /// Everything above, found by name. Lookups happen when a config generation is built, not per call,
 /// except per-consumer concurrency, whose keys are only known per call.
 pub struct TrafficState {
-    pub alerts: Arc<Alerts>,
+    pub alerts: Arc<crate::alerts::Alerts>,
     rates: Mutex<HashMap<String, Arc<LocalRate>>>,
     quotas: Mutex<HashMap<String, Arc<LocalQuota>>>,
     redis: Mutex<Option<Arc<RedisStore>>>,
@@ -623,7 +550,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl TrafficState {
     pub fn new(store_dir: Option<PathBuf>) -> TrafficState {
         TrafficState {
-            alerts: Arc::new(Alerts::new(store_dir)),
+            alerts: Arc::new(crate::alerts::Alerts::new(store_dir)),
             rates: Mutex::default(),
             quotas: Mutex::default(),
             redis: Mutex::default(),

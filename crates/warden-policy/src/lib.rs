@@ -5,6 +5,7 @@
 //! calls into this crate from its phase pipeline.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod attack;
 pub mod auth;
 pub mod client_ip;

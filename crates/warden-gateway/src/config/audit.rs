@@ -67,3 +67,124 @@ impl AuditConfig {
         }
     }
 }
+
+/// Where alerts go besides the log, `/metrics` and the audit trail, and what raises them.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Each alert is POSTed here as JSON (http:// or https://).
+    pub webhook: Option<WebhookUrl>,
+    /// Each alert is also sent to this syslog server.
+    pub syslog: Option<SyslogSink>,
+    /// One alert per detector and caller within this time: one attack, one alert.
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+    /// 401 answers to one client IP.
+    pub auth_failures: DetectorConfig,
+    /// Distinct object ids of one path shape (`/orders/{id}`) answered 403/404, to one caller.
+    pub object_probing: DetectorConfig,
+    /// Distinct path shapes answered 404, to one client IP (scanners).
+    pub path_sweep: DetectorConfig,
+    /// Bytes sent to one caller in responses of 64 KiB or more.
+    pub large_responses: BytesDetectorConfig,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        let d = |threshold| DetectorConfig {
+            threshold,
+            window: Duration::from_secs(60),
+        };
+        AlertsConfig {
+            webhook: None,
+            syslog: None,
+            cooldown: Duration::from_secs(600),
+            auth_failures: d(20),
+            object_probing: d(20),
+            path_sweep: d(20),
+            large_responses: BytesDetectorConfig {
+                bytes: super::ByteSize(100 << 20),
+                window: Duration::from_secs(60),
+            },
+        }
+    }
+}
+
+/// `threshold` (0: off) within `window`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorConfig {
+    pub threshold: u64,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BytesDetectorConfig {
+    /// 0: off.
+    pub bytes: super::ByteSize,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogSink {
+    /// `udp://host:port` or `tcp://host:port`.
+    pub target: crate::syslog::Target,
+    #[serde(default = "rfc5424")]
+    pub format: crate::syslog::Format,
+}
+
+fn rfc5424() -> crate::syslog::Format {
+    crate::syslog::Format::Rfc5424
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct WebhookUrl(pub String);
+
+impl TryFrom<String> for WebhookUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let uri: http::Uri = s.parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+        match (uri.scheme_str(), uri.host()) {
+            (Some("http" | "https"), Some(_))
+                if !uri.authority().is_some_and(|a| a.as_str().contains('@')) =>
+            {
+                Ok(WebhookUrl(s))
+            }
+            _ => Err(format!(
+                "webhook `{s}` must be an http:// or https:// URL with a host and no credentials"
+            )),
+        }
+    }
+}
+
+impl AlertsConfig {
+    pub fn rules(&self) -> warden_policy::alerts::Rules {
+        use warden_policy::alerts::Rule;
+        let r = |d: DetectorConfig| Rule {
+            threshold: d.threshold,
+            window_ms: d.window.as_millis() as u64,
+        };
+        warden_policy::alerts::Rules {
+            auth_failures: r(self.auth_failures),
+            object_probing: r(self.object_probing),
+            path_sweep: r(self.path_sweep),
+            large_responses: Rule {
+                threshold: self.large_responses.bytes.0,
+                window_ms: self.large_responses.window.as_millis() as u64,
+            },
+            cooldown_ms: self.cooldown.as_millis() as u64,
+        }
+    }
+
+    pub fn any_detector(&self) -> bool {
+        self.auth_failures.threshold > 0
+            || self.object_probing.threshold > 0
+            || self.path_sweep.threshold > 0
+            || self.large_responses.bytes.0 > 0
+    }
+}
