@@ -788,6 +788,21 @@ pub struct Entry {
 
 /// Entries matching `f`, oldest first.
 pub fn query(dir: &Path, f: &Filter) -> Result<Vec<Entry>, StoreError> {
+    let mut out = Vec::new();
+    for_each(dir, f, |e| {
+        out.push(e);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Hands each entry matching `f` to `visit`, oldest first, without holding them all (an export of
+/// a long trail); the first error `visit` returns stops the walk.
+pub fn for_each(
+    dir: &Path,
+    f: &Filter,
+    mut visit: impl FnMut(Entry) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let store = crate::Store::open(dir)?;
     let err = |source| StoreError::Sqlite {
         path: dir.join(FILE_NAME),
@@ -832,17 +847,16 @@ pub fn query(dir: &Path, f: &Filter) -> Result<Vec<Entry>, StoreError> {
         sql.push_str(&format!(" LIMIT {n}"));
     }
     let mut stmt = store.conn.prepare(&sql).map_err(err)?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(args), |r| {
-            let body: String = r.get(2)?;
-            Ok(Entry {
-                seq: r.get::<_, i64>(0)? as u64,
-                hash: hex(&r.get::<_, Vec<u8>>(1)?),
-                body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
-            })
-        })
-        .map_err(err)?;
-    rows.collect::<Result<_, _>>().map_err(err)
+    let mut rows = stmt.query(rusqlite::params_from_iter(args)).map_err(err)?;
+    while let Some(r) = rows.next().map_err(err)? {
+        let body: String = r.get(2).map_err(err)?;
+        visit(Entry {
+            seq: r.get::<_, i64>(0).map_err(err)? as u64,
+            hash: hex(&r.get::<_, Vec<u8>>(1).map_err(err)?),
+            body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

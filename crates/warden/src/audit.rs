@@ -175,20 +175,17 @@ pub fn run(cmd: AuditCommand, data_dir: Option<PathBuf>) -> Result<(), Failure> 
         }
         AuditCommand::Export(a) => {
             let (since_ms, until_ms) = range(&a.since, &a.until)?;
-            let entries = audit::query(
-                &dir,
-                &Filter {
-                    since_ms,
-                    until_ms,
-                    ..Filter::default()
-                },
-            )
-            .map_err(store_err)?;
+            let filter = Filter {
+                since_ms,
+                until_ms,
+                ..Filter::default()
+            };
             let Some(target) = a.syslog else {
-                for e in &entries {
-                    crate::out(line(e).to_string());
-                }
-                return Ok(());
+                return audit::for_each(&dir, &filter, |e| {
+                    crate::out(line(&e).to_string());
+                    Ok(())
+                })
+                .map_err(store_err);
             };
             let target =
                 warden_gateway::syslog::Target::try_from(target).map_err(Failure::BadInput)?;
@@ -198,17 +195,20 @@ pub fn run(cmd: AuditCommand, data_dir: Option<PathBuf>) -> Result<(), Failure> 
             };
             let mut sender = warden_gateway::syslog::Sender::connect(&target)
                 .map_err(|e| Failure::Runtime(anyhow::anyhow!("syslog {}: {e}", target.address)))?;
-            for e in &entries {
+            let mut sent = 0u64;
+            audit::for_each(&dir, &filter, |e| {
                 let msg = warden_gateway::syslog::entry_message(format, e.seq, &e.hash, &e.body);
                 sender.send(&msg).map_err(|err| {
-                    Failure::Runtime(anyhow::anyhow!(
+                    warden_store::StoreError::Invalid(format!(
                         "syslog {}: stopped at entry {}: {err}",
-                        target.address,
-                        e.seq
+                        target.address, e.seq
                     ))
                 })?;
-            }
-            eprintln!("sent {} entries to {}", entries.len(), target.address);
+                sent += 1;
+                Ok(())
+            })
+            .map_err(store_err)?;
+            eprintln!("sent {sent} entries to {}", target.address);
             Ok(())
         }
         AuditCommand::PublicKey => {

@@ -48,7 +48,14 @@ pub async fn run(args: DemoArgs, data_dir_flag: Option<PathBuf>) -> Result<(), F
     let services = crate::serve::open_services(&data_dir)?;
     let gateway = crate::serve::start(Runtime::new(config, DEMO_CONFIG, services)).await?;
     let admin = gateway.admin_addr().unwrap_or(args.admin);
-    print_intro(gateway.listen_addrs()[0], admin, api_addr, &keys, &token);
+    print_intro(
+        gateway.listen_addrs()[0],
+        admin,
+        api_addr,
+        &keys,
+        &token,
+        &data_dir,
+    );
     crate::serve::run_until_signal(gateway, None, signals).await
 }
 
@@ -117,7 +124,9 @@ fn print_intro(
     api: std::net::SocketAddr,
     keys: &[(String, String)],
     token: &str,
+    data_dir: &std::path::Path,
 ) {
+    let data = data_dir.display();
     let key = |u: &str| {
         keys.iter()
             .find(|(n, _)| n == u)
@@ -132,7 +141,7 @@ Warden demo
   example API  http://{api}   (deliberately naive: never expose it)
   admin        http://{admin}/metrics
 
-API keys made for this run (shown once; `warden --data-dir <demo data> keys list` lists them):
+API keys made for this run (shown once; `warden --data-dir {data} keys list` lists them):
   alice  {alice}
   bob    {bob}
 A token from the demo's JWT issuer, for alice, valid 1 hour:
@@ -166,6 +175,12 @@ Try:
       50 answers, then 429 with Retry-After: the per-consumer limit (an anonymous caller counts
       by IP); every limited answer carries RateLimit-Policy, RateLimit-Remaining and -Reset
   curl -s http://{admin}/metrics | grep warden_requests
+  warden --data-dir {data} audit query --decision denied
+      every call above is on record, allowed or refused: who, what, the decision and why
+      (never a payload); `--json` for JSON lines, `audit export --syslog udp://HOST:514` for a SIEM
+  warden --data-dir {data} audit verify
+      the trail is a hash chain with signed checkpoints: an edited, deleted, inserted or
+      reordered entry is found and named
 
 Stop with Ctrl-C (the gateway drains in-flight requests first).
 "
