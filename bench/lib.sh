@@ -1,7 +1,8 @@
 # Shared pieces of the wrk benchmarks: sourced by bench/*.sh, not run on its own.
 # Provides: $work (a temp folder removed on exit), start_bg CMD... (killed on exit), free_port,
 # wait_http PORT [PATH], cpu_ticks PID..., measure PORT PATH PID..., nginx_serve PORT LOCATION,
-# nginx_static PORT FILE, nginx_ok PORT and warden_config PORT ADMIN_PORT UPSTREAM_PORT [EXTRA_YAML].
+# nginx_static PORT FILE, nginx_ok PORT, warden_config PORT ADMIN_PORT UPSTREAM_PORT [EXTRA_YAML] and
+# compare_rounds NAME... (interleaved wrk rounds against nginx and Warden targets, as a table).
 
 set -euo pipefail
 work=$(mktemp -d)
@@ -104,4 +105,45 @@ upstreams: {bench: {targets: ["http://127.0.0.1:$3"]}}
 routes: [{path_prefix: /, upstream: bench}]
 ${4:-}
 YAML
+}
+
+# compare_rounds NAME...: $ROUNDS interleaved rounds of `measure` (GET /v1/orders) against each
+# target: `direct` is the nginx on $UP, any other name a Warden on ${PORT[name]} whose process is
+# ${PID[name]} (associative arrays the caller declares). Prints medians as a markdown table, with
+# throughput and CPU per request relative to the second name (the baseline, e.g. `off`).
+compare_rounds() {
+  local -A rps_of cpu_of
+  local r name port procs rps errs cpu
+  for r in $(seq "$ROUNDS"); do
+    for name in "$@"; do
+      if [ "$name" = direct ]; then port=$UP; procs=""; else port=${PORT[$name]}; procs=${PID[$name]}; fi
+      # shellcheck disable=SC2086
+      read -r rps _ _ errs cpu _ < <(measure "$port" /v1/orders $procs)
+      [ "$errs" = 0 ] || { echo "$name: $errs non-2xx responses" >&2; exit 1; }
+      rps_of[$name]+="$rps "; cpu_of[$name]+="$cpu "
+      echo "round $r $name: $rps req/s, warden cpu ${cpu}us/request" >&2
+    done
+  done
+  local args=()
+  for name in "$@"; do args+=("$name" "${rps_of[$name]}" "${cpu_of[$name]}"); done
+  python3 - "$DUR" "$CONNS" "$ROUNDS" "${args[@]}" <<'PY'
+import statistics as st, sys
+a = sys.argv[1:]
+dur, conns, rounds, rest = a[0], a[1], a[2], a[3:]
+med = lambda s: st.median(float(x) for x in s.split())
+names = rest[0::3]
+res = {n: (med(r), med(c)) for n, r, c in zip(names, rest[1::3], rest[2::3])}
+base = names[1]
+print(f"wrk -t1 -c{conns} -d{dur}s GET, {rounds} interleaved rounds, medians\n")
+print(f"| target | requests/s | Warden CPU µs/request | throughput vs {base} |")
+print("| --- | ---: | ---: | ---: |")
+for n in names:
+    rps, cpu = res[n]
+    warden = n != "direct"
+    print(f"| {n} | {rps:.0f} | {f'{cpu:.2f}' if warden else '-'} | {f'{rps / res[base][0]:.2f}' if warden else '-'} |")
+print()
+for n in names[2:]:
+    print(f"{n} / {base}: throughput {res[n][0] / res[base][0]:.2f}, "
+          f"+{res[n][1] - res[base][1]:.1f} µs Warden CPU per request")
+PY
 }

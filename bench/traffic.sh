@@ -46,38 +46,4 @@ for name in local redis; do
     || { echo "Warden ($name) sent no RateLimit headers: the limits are not on" >&2; exit 1; }
 done
 
-declare -A RPS CPU
-for r in $(seq "$ROUNDS"); do
-  for name in direct off local redis; do
-    if [ "$name" = direct ]; then port=$UP; procs=""; else port=${PORT[$name]}; procs=${PID[$name]}; fi
-    # shellcheck disable=SC2086
-    read -r rps _ _ errs cpu _ < <(measure "$port" /v1/orders $procs)
-    [ "$errs" = 0 ] || { echo "$name: $errs non-2xx responses" >&2; exit 1; }
-    RPS[$name]+="$rps "; CPU[$name]+="$cpu "
-    echo "round $r $name: $rps req/s, warden cpu ${cpu}us/request" >&2
-  done
-done
-args=()
-for name in direct off local redis; do args+=("${RPS[$name]}" "${CPU[$name]}"); done
-python3 - "$DUR" "$CONNS" "$ROUNDS" "${args[@]}" <<'PY'
-import statistics as st, sys
-a = sys.argv[1:]
-dur, conns, rounds = a[:3]
-med = lambda s: st.median(float(x) for x in s.split())
-vals = iter(a[3:])
-names = ["direct", "off", "local", "redis"]
-res = {n: (med(next(vals)), med(next(vals))) for n in names}
-print(f"wrk -t1 -c{conns} -d{dur}s GET, {rounds} interleaved rounds, medians\n")
-print("| target | requests/s | Warden CPU µs/request | throughput vs off |")
-print("| --- | ---: | ---: | ---: |")
-off_rps = res["off"][0]
-for n in names:
-    rps, cpu = res[n]
-    cpu_s = "-" if n == "direct" else f"{cpu:.2f}"
-    ratio = "-" if n == "direct" else f"{rps / off_rps:.2f}"
-    print(f"| {n} | {rps:.0f} | {cpu_s} | {ratio} |")
-print()
-for n in ["local", "redis"]:
-    print(f"{n} limits / off: throughput {res[n][0]/res['off'][0]:.2f}, "
-          f"+{res[n][1]-res['off'][1]:.1f} µs Warden CPU per request")
-PY
+compare_rounds direct off local redis

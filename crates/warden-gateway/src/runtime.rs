@@ -80,5 +80,5 @@ impl Runtime {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    warden_policy::hex::encode(bytes)
 }

@@ -198,15 +198,7 @@ async fn rate_limits_by_each_key_type_with_headers() {
     );
 
     // The refusals are counted with their reason.
-    let admin = gw.admin_addr().unwrap();
-    let (_, _, m) = send(
-        &h1_client(),
-        Request::get(format!("http://{admin}/metrics"))
-            .body(empty())
-            .unwrap(),
-    )
-    .await;
-    let m = String::from_utf8_lossy(&m);
+    let m = metrics(&gw).await;
     assert!(m.contains("reason=\"rate-limited\""), "{m}");
 }
 

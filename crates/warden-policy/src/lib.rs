@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod attack;
 pub mod auth;
 pub mod client_ip;
+pub mod hex;
 pub mod ip_rules;
 pub mod json;
 pub mod leaks;

@@ -245,19 +245,8 @@ fn checkpoint_message(seq: u64, hash: &[u8], at_ms: i64) -> Vec<u8> {
     .into_bytes()
 }
 
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
+use warden_policy::hex::decode as unhex;
+pub use warden_policy::hex::encode as hex;
 
 fn load_or_make_key(dir: &Path) -> Result<Ed25519KeyPair, StoreError> {
     let path = dir.join(KEY_FILE);

@@ -55,13 +55,8 @@ fn pinned_key(arg: &str) -> Result<Vec<u8>, Failure> {
         arg.to_string()
     };
     let t = text.trim();
-    (t.len() == 64)
-        .then(|| {
-            (0..32)
-                .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).ok())
-                .collect::<Option<Vec<u8>>>()
-        })
-        .flatten()
+    warden_policy::hex::decode(t)
+        .filter(|k| k.len() == 32)
         .ok_or_else(|| {
             Failure::BadInput(
                 "--public-key: expected 64 hex digits (or a file holding them), as `warden audit \

@@ -152,11 +152,13 @@ impl KeySource {
             ),
         };
         let hex: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        let bytes = decode_hex(&hex).filter(|b| b.len() == 32).ok_or_else(|| {
-            format!(
+        let bytes = warden_policy::hex::decode(&hex)
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| {
+                format!(
                 "{from} must hold exactly 64 hex digits (32 bytes); `warden pii keygen` makes one"
             )
-        })?;
+            })?;
         Ok(bytes)
     }
 
@@ -167,16 +169,6 @@ impl KeySource {
             }
         }
     }
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -130,6 +130,5 @@ impl AuthFailure {
 
 /// Hex of SHA-256, for ids derived from secrets (never reversible to them).
 pub fn sha256_hex(data: &[u8]) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref())
 }

@@ -77,7 +77,7 @@ pub fn parse_header(value: &str) -> Result<SignatureHeader, AuthFailure> {
         return Err(AuthFailure::Malformed);
     }
     let signature =
-        decode_hex(&sig.ok_or(AuthFailure::Malformed)?).ok_or(AuthFailure::Malformed)?;
+        crate::hex::decode(&sig.ok_or(AuthFailure::Malformed)?).ok_or(AuthFailure::Malformed)?;
     if signature.len() != 32 {
         return Err(AuthFailure::Malformed);
     }
@@ -88,16 +88,6 @@ pub fn parse_header(value: &str) -> Result<SignatureHeader, AuthFailure> {
         signed_headers,
         signature,
     })
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// RFC 3986 percent-encoding of everything but unreserved characters.
