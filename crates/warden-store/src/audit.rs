@@ -112,6 +112,8 @@ pub struct WriterOptions {
     pub checkpoint_interval: Duration,
     /// Entries older than this are dropped (at checkpoint boundaries, so verify still works).
     pub retention: Option<Duration>,
+    /// Write the trail to PostgreSQL (shared by several replicas) instead of the local store.
+    pub postgres: Option<crate::audit_pg::PgTarget>,
 }
 
 impl Default for WriterOptions {
@@ -121,6 +123,7 @@ impl Default for WriterOptions {
             checkpoint_every: 10_000,
             checkpoint_interval: Duration::from_secs(10),
             retention: None,
+            postgres: None,
         }
     }
 }
@@ -153,10 +156,27 @@ impl AuditWriter {
         let written = Arc::new(AtomicU64::new(0));
         let closing = Arc::new(AtomicBool::new(false));
         let (w, c) = (written.clone(), closing.clone());
+        let (ready_tx, ready_rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("warden-audit".into())
-            .spawn(move || trail.run(rx, &opts, &w, &c))
+            .spawn(move || {
+                // Connected here, not by the caller: the blocking PostgreSQL client runs its own
+                // runtime, which cannot start inside the caller's. Failing here fails the start:
+                // a bad URL or schema is a config error, not something to find at the first call.
+                if let Some(target) = &opts.postgres {
+                    if let Err(e) = target.connect() {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                    trail.pg = Some(crate::audit_pg::PgSink::new(target.clone()));
+                }
+                let _ = ready_tx.send(Ok(()));
+                trail.run(rx, &opts, &w, &c)
+            })
             .map_err(|e| StoreError::Invalid(format!("cannot start the audit writer: {e}")))?;
+        ready_rx
+            .recv()
+            .map_err(|_| StoreError::Invalid("the audit writer stopped at start".into()))??;
         Ok(Arc::new(AuditWriter {
             tx,
             closing,
@@ -227,9 +247,10 @@ struct Trail {
     dir: PathBuf,
     key: Ed25519KeyPair,
     last_checkpoint: (u64, Instant),
+    pg: Option<crate::audit_pg::PgSink>,
 }
 
-fn chain(prev: &[u8], body: &[u8]) -> [u8; 32] {
+pub(crate) fn chain(prev: &[u8], body: &[u8]) -> [u8; 32] {
     let mut c = Context::new(&SHA256);
     c.update(prev);
     c.update(body);
@@ -237,7 +258,7 @@ fn chain(prev: &[u8], body: &[u8]) -> [u8; 32] {
 }
 
 /// What a checkpoint's signature covers.
-fn checkpoint_message(seq: u64, hash: &[u8], at_ms: i64) -> Vec<u8> {
+pub(crate) fn checkpoint_message(seq: u64, hash: &[u8], at_ms: i64) -> Vec<u8> {
     format!(
         "warden-audit-checkpoint v1\n{seq}\n{}\n{at_ms}\n",
         hex(hash)
@@ -286,6 +307,7 @@ impl Trail {
             dir: dir.to_path_buf(),
             key,
             last_checkpoint: (0, Instant::now()),
+            pg: None,
         };
         let last: Option<i64> = t
             .conn
@@ -348,7 +370,11 @@ impl Trail {
             };
             let n = batch.len();
             let mut acks = Vec::new();
-            let result = self.commit(batch, &mut acks, poll_admin, due);
+            let result = if self.pg.is_some() {
+                self.commit_pg(batch, &mut acks, poll_admin, due)
+            } else {
+                self.commit(batch, &mut acks, poll_admin, due)
+            };
             let ok = result.is_ok();
             if let Err(e) = result {
                 tracing::error!(error = %e, "audit trail write failed; those records are lost");
@@ -422,21 +448,7 @@ impl Trail {
                 .prepare("SELECT seq, at_ms, actor, action, subject, detail FROM admin_events WHERE seq > ?1 ORDER BY seq LIMIT 1000")
                 .map_err(err)?;
             let mut last = seen;
-            let rows = stmt
-                .query_map([seen], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        Record::Admin {
-                            at_ms: r.get(1)?,
-                            actor: r.get(2)?,
-                            action: r.get(3)?,
-                            subject: r.get(4)?,
-                            detail: serde_json::from_str(&r.get::<_, String>(5)?)
-                                .unwrap_or(serde_json::Value::Null),
-                        },
-                    ))
-                })
-                .map_err(err)?;
+            let rows = stmt.query_map([seen], admin_record).map_err(err)?;
             for row in rows {
                 let (s, rec) = row.map_err(err)?;
                 last = s;
@@ -486,17 +498,85 @@ impl Trail {
         }
         tx.commit().map_err(err)?;
         if let Some(cp) = checkpoint {
-            self.last_checkpoint = (cp.seq, Instant::now());
-            let line = serde_json::json!({"seq": cp.seq, "hash": hex(&cp.hash), "at_ms": cp.at_ms,
-                "public_key": hex(&cp.public_key), "signature": hex(&cp.signature)});
-            let written = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.dir.join(CHECKPOINT_FILE))
-                .and_then(|mut f| writeln!(f, "{line}"));
-            if let Err(e) = written {
-                tracing::error!(error = %e, "cannot append the audit checkpoint file");
+            self.checkpointed(&cp);
+        }
+        Ok(())
+    }
+
+    /// Notes a committed checkpoint, and appends it to the checkpoint file.
+    fn checkpointed(&mut self, cp: &Checkpoint) {
+        self.last_checkpoint = (cp.seq, Instant::now());
+        let line = serde_json::json!({"seq": cp.seq, "hash": hex(&cp.hash), "at_ms": cp.at_ms,
+            "public_key": hex(&cp.public_key), "signature": hex(&cp.signature)});
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(CHECKPOINT_FILE))
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = written {
+            tracing::error!(error = %e, "cannot append the audit checkpoint file");
+        }
+    }
+
+    /// The PostgreSQL path: this replica's new admin events join the batch, one transaction there,
+    /// then the events are noted as sent in the local store.
+    fn commit_pg(
+        &mut self,
+        batch: Vec<Msg>,
+        acks: &mut Vec<Ack>,
+        poll_admin: bool,
+        due: impl Fn(u64, (u64, Instant)) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut records = Vec::with_capacity(batch.len());
+        for Msg::Record(r, ack) in batch {
+            records.push(r);
+            acks.extend(ack);
+        }
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let mut seen_up_to = None;
+        if poll_admin {
+            let seen: i64 = self
+                .conn
+                .query_row(
+                    "SELECT admin_events_seen FROM audit_state WHERE id = 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err)?
+                .unwrap_or(0);
+            let mut stmt = self
+                .conn
+                .prepare("SELECT seq, at_ms, actor, action, subject, detail FROM admin_events WHERE seq > ?1 ORDER BY seq LIMIT 1000")
+                .map_err(err)?;
+            let rows = stmt.query_map([seen], admin_record).map_err(err)?;
+            for row in rows {
+                let (s, rec) = row.map_err(err)?;
+                seen_up_to = Some(s);
+                records.push(rec);
             }
+        }
+        let last = self.last_checkpoint;
+        let pg = self
+            .pg
+            .as_mut()
+            .expect("commit_pg only with a PostgreSQL sink");
+        let cp = pg.commit(&records, &self.key, due, last)?;
+        if let Some(s) = seen_up_to {
+            self.conn
+                .execute(
+                    "INSERT INTO audit_state(id, admin_events_seen) VALUES (1, ?1)
+                     ON CONFLICT(id) DO UPDATE SET admin_events_seen = excluded.admin_events_seen",
+                    [s],
+                )
+                .map_err(err)?;
+        }
+        if let Some(cp) = cp {
+            self.checkpointed(&cp);
         }
         Ok(())
     }
@@ -536,6 +616,21 @@ impl Trail {
     }
 }
 
+/// An `admin_events` row as a trail record, with its sequence number there.
+fn admin_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Record)> {
+    Ok((
+        r.get(0)?,
+        Record::Admin {
+            at_ms: r.get(1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            subject: r.get(4)?,
+            detail: serde_json::from_str(&r.get::<_, String>(5)?)
+                .unwrap_or(serde_json::Value::Null),
+        },
+    ))
+}
+
 /// Where the chain starts: the retention anchor, or zero.
 fn anchor(conn: &Connection) -> rusqlite::Result<(u64, Vec<u8>)> {
     Ok(conn
@@ -549,12 +644,12 @@ fn anchor(conn: &Connection) -> rusqlite::Result<(u64, Vec<u8>)> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Checkpoint {
-    seq: u64,
-    hash: Vec<u8>,
-    at_ms: i64,
-    public_key: Vec<u8>,
-    signature: Vec<u8>,
+pub(crate) struct Checkpoint {
+    pub(crate) seq: u64,
+    pub(crate) hash: Vec<u8>,
+    pub(crate) at_ms: i64,
+    pub(crate) public_key: Vec<u8>,
+    pub(crate) signature: Vec<u8>,
 }
 
 /// The first thing wrong with a trail.
@@ -619,7 +714,7 @@ pub fn verify(dir: &Path, pinned: Option<&[u8]>) -> Result<Report, StoreError> {
         path: dir.join(FILE_NAME),
         source,
     };
-    let mut checkpoints: std::collections::BTreeMap<u64, Checkpoint> = Default::default();
+    let mut checkpoints = Checkpoints::new();
     {
         let mut stmt = conn
             .prepare("SELECT seq, hash, at_ms, public_key, signature FROM audit_checkpoints")
@@ -640,117 +735,163 @@ pub fn verify(dir: &Path, pinned: Option<&[u8]>) -> Result<Report, StoreError> {
             checkpoints.insert(cp.seq, cp);
         }
     }
-    let mut problem = None;
-    // The file copy: a checkpoint missing from the database (or differing) still counts.
-    if let Ok(text) = std::fs::read_to_string(dir.join(CHECKPOINT_FILE)) {
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
-            let field = |k: &str| v[k].as_str().and_then(unhex);
-            let (Some(seq), Some(hash), Some(at_ms), Some(pk), Some(sig)) = (
-                v["seq"].as_u64(),
-                field("hash"),
-                v["at_ms"].as_i64(),
-                field("public_key"),
-                field("signature"),
-            ) else {
-                continue;
-            };
-            let cp = Checkpoint {
-                seq,
-                hash,
-                at_ms,
-                public_key: pk,
-                signature: sig,
-            };
-            match checkpoints.get(&seq) {
-                Some(db) if *db != cp => {
-                    problem.get_or_insert(Problem::BadCheckpoint { seq });
-                }
-                _ => {
-                    checkpoints.insert(seq, cp);
-                }
-            }
-        }
-    }
-    for cp in checkpoints.values() {
-        let key_ok = pinned.is_none_or(|p| p == cp.public_key.as_slice());
-        let sig_ok = UnparsedPublicKey::new(&ED25519, &cp.public_key)
-            .verify(
-                &checkpoint_message(cp.seq, &cp.hash, cp.at_ms),
-                &cp.signature,
-            )
-            .is_ok();
-        if !key_ok || !sig_ok {
-            problem.get_or_insert(Problem::BadCheckpoint { seq: cp.seq });
-        }
-    }
-    let (anchor_seq, anchor_hash) = anchor(conn).map_err(err)?;
-    if anchor_seq > 0
-        && checkpoints
-            .get(&anchor_seq)
-            .is_none_or(|c| c.hash != anchor_hash)
-    {
-        // Retention anchors at a checkpoint: one that is not vouched for could hide a rewrite.
-        problem.get_or_insert(Problem::BadCheckpoint { seq: anchor_seq });
-    }
+    let mut v = Verifier::new(
+        checkpoints,
+        Some(&dir.join(CHECKPOINT_FILE)),
+        anchor(conn).map_err(err)?,
+        &[pinned],
+    );
     let mut stmt = conn
         .prepare("SELECT seq, hash, body FROM audit_entries ORDER BY seq")
         .map_err(err)?;
     let mut rows = stmt.query([]).map_err(err)?;
-    let mut prev = anchor_hash;
-    let mut expected = anchor_seq + 1;
-    let (mut first, mut last, mut entries) = (0, anchor_seq, 0u64);
-    let mut last_good_checkpoint = anchor_seq;
     while let Some(row) = rows.next().map_err(err)? {
         let seq = row.get::<_, i64>(0).map_err(err)? as u64;
         let stored: Vec<u8> = row.get(1).map_err(err)?;
         let body = row.get_ref(2).map_err(err)?;
-        let body = body.as_bytes().map_err(|e| err(e.into()))?;
-        if entries == 0 {
-            first = seq;
+        v.row(seq, &stored, body.as_bytes().map_err(|e| err(e.into()))?);
+    }
+    Ok(v.finish())
+}
+
+pub(crate) type Checkpoints = std::collections::BTreeMap<u64, Checkpoint>;
+
+/// The verification walk, whatever the entries are stored in.
+pub(crate) struct Verifier {
+    checkpoints: Checkpoints,
+    problem: Option<Problem>,
+    prev: Vec<u8>,
+    expected: u64,
+    first: u64,
+    last: u64,
+    entries: u64,
+    last_good_checkpoint: u64,
+}
+
+impl Verifier {
+    /// Checks the checkpoints (those in `file` count too), their signatures (by one of `pinned`
+    /// when any is given) and the anchor, ready for the entries from the anchor on.
+    pub(crate) fn new(
+        mut checkpoints: Checkpoints,
+        file: Option<&Path>,
+        (anchor_seq, anchor_hash): (u64, Vec<u8>),
+        pinned: &[Option<&[u8]>],
+    ) -> Verifier {
+        let mut problem = None;
+        // The file copy: a checkpoint missing from the database (or differing) still counts.
+        if let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                let field = |k: &str| v[k].as_str().and_then(unhex);
+                let (Some(seq), Some(hash), Some(at_ms), Some(pk), Some(sig)) = (
+                    v["seq"].as_u64(),
+                    field("hash"),
+                    v["at_ms"].as_i64(),
+                    field("public_key"),
+                    field("signature"),
+                ) else {
+                    continue;
+                };
+                let cp = Checkpoint {
+                    seq,
+                    hash,
+                    at_ms,
+                    public_key: pk,
+                    signature: sig,
+                };
+                match checkpoints.get(&seq) {
+                    Some(db) if *db != cp => {
+                        problem.get_or_insert(Problem::BadCheckpoint { seq });
+                    }
+                    _ => {
+                        checkpoints.insert(seq, cp);
+                    }
+                }
+            }
         }
-        entries += 1;
-        last = seq;
-        if problem.is_some() {
-            continue;
+        let pins: Vec<&[u8]> = pinned.iter().flatten().copied().collect();
+        for cp in checkpoints.values() {
+            let key_ok = pins.is_empty() || pins.contains(&cp.public_key.as_slice());
+            let sig_ok = UnparsedPublicKey::new(&ED25519, &cp.public_key)
+                .verify(
+                    &checkpoint_message(cp.seq, &cp.hash, cp.at_ms),
+                    &cp.signature,
+                )
+                .is_ok();
+            if !key_ok || !sig_ok {
+                problem.get_or_insert(Problem::BadCheckpoint { seq: cp.seq });
+            }
         }
-        if seq != expected {
-            problem = Some(Problem::Missing { seq: expected });
-            continue;
+        if anchor_seq > 0
+            && checkpoints
+                .get(&anchor_seq)
+                .is_none_or(|c| c.hash != anchor_hash)
+        {
+            // Retention anchors at a checkpoint: one that is not vouched for could hide a rewrite.
+            problem.get_or_insert(Problem::BadCheckpoint { seq: anchor_seq });
         }
-        let hash = chain(&prev, body);
+        Verifier {
+            checkpoints,
+            problem,
+            prev: anchor_hash,
+            expected: anchor_seq + 1,
+            first: 0,
+            last: anchor_seq,
+            entries: 0,
+            last_good_checkpoint: anchor_seq,
+        }
+    }
+
+    /// The next entry, in sequence order.
+    pub(crate) fn row(&mut self, seq: u64, stored: &[u8], body: &[u8]) {
+        if self.entries == 0 {
+            self.first = seq;
+        }
+        self.entries += 1;
+        self.last = seq;
+        if self.problem.is_some() {
+            return;
+        }
+        if seq != self.expected {
+            self.problem = Some(Problem::Missing { seq: self.expected });
+            return;
+        }
+        let hash = chain(&self.prev, body);
         if hash[..] != stored[..] {
-            problem = Some(Problem::Broken { seq });
-            continue;
+            self.problem = Some(Problem::Broken { seq });
+            return;
         }
-        if let Some(cp) = checkpoints.get(&seq) {
+        if let Some(cp) = self.checkpoints.get(&seq) {
             if cp.hash[..] != hash[..] {
-                problem = Some(Problem::Rewritten {
-                    after: last_good_checkpoint,
+                self.problem = Some(Problem::Rewritten {
+                    after: self.last_good_checkpoint,
                     seq,
                 });
-                continue;
+                return;
             }
-            last_good_checkpoint = seq;
+            self.last_good_checkpoint = seq;
         }
-        prev = hash.to_vec();
-        expected += 1;
+        self.prev = hash.to_vec();
+        self.expected += 1;
     }
-    let top = checkpoints.keys().next_back().copied().unwrap_or(0);
-    if problem.is_none() && top > last {
-        problem = Some(Problem::Truncated {
-            last,
-            checkpoint: top,
-        });
+
+    pub(crate) fn finish(mut self) -> Report {
+        let top = self.checkpoints.keys().next_back().copied().unwrap_or(0);
+        if self.problem.is_none() && top > self.last {
+            self.problem = Some(Problem::Truncated {
+                last: self.last,
+                checkpoint: top,
+            });
+        }
+        Report {
+            first: self.first,
+            last: self.last,
+            entries: self.entries,
+            checkpoints: self.checkpoints.len() as u64,
+            unsigned_tail: self.last.saturating_sub(top),
+            problem: self.problem,
+        }
     }
-    Ok(Report {
-        first,
-        last,
-        entries,
-        checkpoints: checkpoints.len() as u64,
-        unsigned_tail: last.saturating_sub(top),
-        problem,
-    })
 }
 
 /// Filters for [`query`]; `None` matches anything.

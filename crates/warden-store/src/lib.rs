@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod audit;
+pub mod audit_pg;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use warden_policy::auth::api_key::{self, KeyEntry};

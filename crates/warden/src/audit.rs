@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use warden_store::audit::{self, Filter};
 
-use crate::cli::{AuditCommand, Failure, SyslogFormat};
+use crate::cli::{AuditCommand, AuditSource, Failure, SyslogFormat};
 
 fn dir(data_dir: Option<PathBuf>) -> Result<PathBuf, Failure> {
     let dir = crate::data_dir::resolve(data_dir, None, None);
@@ -66,12 +66,77 @@ fn pinned_key(arg: &str) -> Result<Vec<u8>, Failure> {
         })
 }
 
+/// The trail a command reads: the local store, or PostgreSQL (with this machine's checkpoint file
+/// when there is a store here).
+enum Source {
+    Local(PathBuf),
+    Pg(warden_store::audit_pg::PgTarget, Option<PathBuf>),
+}
+
+fn source(s: &AuditSource, data_dir: Option<PathBuf>) -> Result<Source, Failure> {
+    match &s.postgres {
+        None => Ok(Source::Local(dir(data_dir)?)),
+        Some(url) => Ok(Source::Pg(
+            warden_store::audit_pg::PgTarget::new(url, &s.pg_schema).map_err(Failure::BadInput)?,
+            dir(data_dir).ok(),
+        )),
+    }
+}
+
+fn for_each(
+    src: &Source,
+    f: &Filter,
+    visit: impl FnMut(audit::Entry) -> Result<(), warden_store::StoreError>,
+) -> Result<(), Failure> {
+    match src {
+        Source::Local(d) => audit::for_each(d, f, visit),
+        Source::Pg(t, _) => warden_store::audit_pg::for_each(t, f, visit),
+    }
+    .map_err(store_err)
+}
+
 pub fn run(cmd: AuditCommand, data_dir: Option<PathBuf>) -> Result<(), Failure> {
-    let dir = dir(data_dir)?;
+    // On a thread of its own: the blocking PostgreSQL client starts a runtime, which it cannot do
+    // on the CLI's.
+    std::thread::spawn(move || run_here(cmd, data_dir))
+        .join()
+        .unwrap_or_else(|_| {
+            Err(Failure::Runtime(anyhow::anyhow!(
+                "the audit command failed"
+            )))
+        })
+}
+
+fn run_here(cmd: AuditCommand, data_dir: Option<PathBuf>) -> Result<(), Failure> {
     match cmd {
         AuditCommand::Verify(a) => {
-            let pinned = a.public_key.as_deref().map(pinned_key).transpose()?;
-            let r = audit::verify(&dir, pinned.as_deref()).map_err(store_err)?;
+            let pinned = a
+                .public_key
+                .iter()
+                .map(|k| pinned_key(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            let src = source(&a.source, data_dir)?;
+            let r = match &src {
+                Source::Local(d) => {
+                    if pinned.len() > 1 {
+                        return Err(Failure::BadInput(
+                            "a local trail has one signing key: give one --public-key".into(),
+                        ));
+                    }
+                    audit::verify(d, pinned.first().map(Vec::as_slice))
+                }
+                Source::Pg(t, d) => {
+                    let pins: Vec<Option<&[u8]>> =
+                        pinned.iter().map(|p| Some(p.as_slice())).collect();
+                    let file = d.as_ref().map(|d| d.join(audit::CHECKPOINT_FILE));
+                    warden_store::audit_pg::verify(t, file.as_deref(), &pins)
+                }
+            }
+            .map_err(store_err)?;
+            let where_ = match &src {
+                Source::Local(d) => d.join(warden_store::FILE_NAME).display().to_string(),
+                Source::Pg(t, _) => format!("PostgreSQL schema {}", t.schema),
+            };
             if a.json {
                 crate::out(
                     serde_json::json!({
@@ -92,15 +157,16 @@ pub fn run(cmd: AuditCommand, data_dir: Option<PathBuf>) -> Result<(), Failure> 
                     Ok(())
                 }
                 Some(p) => Err(Failure::Runtime(anyhow::anyhow!(
-                    "audit trail broken: {p} ({})",
-                    dir.join(warden_store::FILE_NAME).display()
+                    "audit trail broken: {p} ({where_})"
                 ))),
             }
         }
         AuditCommand::Query(a) => {
             let (since_ms, until_ms) = range(&a.since, &a.until)?;
-            let entries = audit::query(
-                &dir,
+            let src = source(&a.source, data_dir)?;
+            let mut entries = Vec::new();
+            for_each(
+                &src,
                 &Filter {
                     since_ms,
                     until_ms,
@@ -112,8 +178,11 @@ pub fn run(cmd: AuditCommand, data_dir: Option<PathBuf>) -> Result<(), Failure> 
                     kind: a.kind,
                     limit: Some(a.limit),
                 },
-            )
-            .map_err(store_err)?;
+                |e| {
+                    entries.push(e);
+                    Ok(())
+                },
+            )?;
             if a.json {
                 for e in &entries {
                     crate::out(line(e).to_string());
@@ -175,12 +244,12 @@ pub fn run(cmd: AuditCommand, data_dir: Option<PathBuf>) -> Result<(), Failure> 
                 until_ms,
                 ..Filter::default()
             };
+            let src = source(&a.source, data_dir)?;
             let Some(target) = a.syslog else {
-                return audit::for_each(&dir, &filter, |e| {
+                return for_each(&src, &filter, |e| {
                     crate::out(line(&e).to_string());
                     Ok(())
-                })
-                .map_err(store_err);
+                });
             };
             let target =
                 warden_gateway::syslog::Target::try_from(target).map_err(Failure::BadInput)?;
@@ -191,7 +260,7 @@ pub fn run(cmd: AuditCommand, data_dir: Option<PathBuf>) -> Result<(), Failure> 
             let mut sender = warden_gateway::syslog::Sender::connect(&target)
                 .map_err(|e| Failure::Runtime(anyhow::anyhow!("syslog {}: {e}", target.address)))?;
             let mut sent = 0u64;
-            audit::for_each(&dir, &filter, |e| {
+            for_each(&src, &filter, |e| {
                 let msg = warden_gateway::syslog::entry_message(format, e.seq, &e.hash, &e.body);
                 sender.send(&msg).map_err(|err| {
                     warden_store::StoreError::Invalid(format!(
@@ -201,12 +270,12 @@ pub fn run(cmd: AuditCommand, data_dir: Option<PathBuf>) -> Result<(), Failure> 
                 })?;
                 sent += 1;
                 Ok(())
-            })
-            .map_err(store_err)?;
+            })?;
             eprintln!("sent {sent} entries to {}", target.address);
             Ok(())
         }
         AuditCommand::PublicKey => {
+            let dir = dir(data_dir)?;
             crate::out(audit::hex(&audit::public_key(&dir).map_err(store_err)?));
             Ok(())
         }

@@ -113,12 +113,27 @@ pub enum AuditCommand {
     PublicKey,
 }
 
+/// Where the trail is: the data folder's store (default), or PostgreSQL.
+#[derive(Args, Debug)]
+pub struct AuditSource {
+    /// A trail kept in PostgreSQL (`audit.postgres` in the gateways' config), e.g.
+    /// postgres://warden@db.internal:5432/audit
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// The schema holding it.
+    #[arg(long, default_value = "warden", requires = "postgres")]
+    pub pg_schema: String,
+}
+
 #[derive(Args, Debug)]
 pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    pub source: AuditSource,
     /// The trail's public key (hex, as `warden audit public-key` printed it when the trail was
-    /// new), or a file holding it: checkpoints signed by any other key fail.
+    /// new), or a file holding it: checkpoints signed by any other key fail. Repeat it for a trail
+    /// in PostgreSQL, one per replica.
     #[arg(long)]
-    pub public_key: Option<String>,
+    pub public_key: Vec<String>,
     /// The report as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -126,6 +141,8 @@ pub struct AuditVerifyArgs {
 
 #[derive(Args, Debug)]
 pub struct AuditQueryArgs {
+    #[command(flatten)]
+    pub source: AuditSource,
     /// From this time (RFC 3339, e.g. 2026-11-24T10:00:00Z) or this long ago (e.g. 1h).
     #[arg(long)]
     pub since: Option<String>,
@@ -157,6 +174,8 @@ pub struct AuditQueryArgs {
 
 #[derive(Args, Debug)]
 pub struct AuditExportArgs {
+    #[command(flatten)]
+    pub source: AuditSource,
     /// From this time (RFC 3339) or this long ago (e.g. 24h).
     #[arg(long)]
     pub since: Option<String>,

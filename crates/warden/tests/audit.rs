@@ -349,3 +349,111 @@ fn export_reaches_a_real_rsyslog_as_rfc5424_and_cef() {
         "no payload leaves in an export: {got}"
     );
 }
+
+/// The machine's PostgreSQL (trust auth, database `test`); `.ci/run` starts one where it is missing.
+fn postgres_url() -> String {
+    std::env::var("WARDEN_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+#[test]
+fn two_gateways_write_one_trail_in_postgres() {
+    let dir = temp_dir("audit-pg");
+    let schema = format!("warden_test_{}", std::process::id());
+    let url = postgres_url();
+    let mut db = postgres::Client::connect(&url, postgres::NoTls)
+        .expect("PostgreSQL at 127.0.0.1:5432 (trust, database test) is needed; .ci/run starts it");
+    db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .unwrap();
+    let (_api, api) = start_api(&dir);
+    let extra = format!(
+        "audit: {{postgres: {{url: \"{url}\", schema: {schema}}}, checkpoint_every: 20}}\n"
+    );
+    let mut gws = Vec::new();
+    for name in ["a", "b"] {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        gws.push(serve(&d, api, &extra));
+    }
+    // Both replicas at once.
+    let threads: Vec<_> = gws
+        .iter()
+        .map(|(_, addr)| {
+            let addr = *addr;
+            std::thread::spawn(move || {
+                for _ in 0..40 {
+                    assert_eq!(http_with_head(addr, "/users/1").0, 200);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for (gw, _) in &mut gws {
+        gw.signal("TERM");
+        gw.wait_exit();
+    }
+    let pg = ["--postgres", url.as_str(), "--pg-schema", schema.as_str()];
+    let args = |cmd: &[&'static str]| -> Vec<String> {
+        cmd.iter()
+            .map(|s| s.to_string())
+            .chain(pg.iter().map(|s| s.to_string()))
+            .collect()
+    };
+    let run = |cmd: &[&'static str]| {
+        let a = args(cmd);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        warden(&dir.join("a"), &a)
+    };
+    let (code, _, err) = run(&["audit", "verify"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = run(&["audit", "export"]);
+    let all = jsonl(&out);
+    let requests = all.iter().filter(|e| e["kind"] == "request").count();
+    assert_eq!(requests, 80, "every call of both replicas, in one chain");
+    let loads = all
+        .iter()
+        .filter(|e| e["action"] == "config.loaded")
+        .count();
+    assert_eq!(loads, 2, "each replica's admin events join it");
+    let (_, out, _) = run(&["audit", "query", "--status", "200", "--json"]);
+    assert_eq!(jsonl(&out).len(), 80);
+    // Both replicas' keys pin the trail; a stranger's does not.
+    let key = |n: &str| {
+        warden(&dir.join(n), &["audit", "public-key"])
+            .1
+            .trim()
+            .to_string()
+    };
+    let (ka, kb) = (key("a"), key("b"));
+    assert_eq!(
+        run_with(&dir, &pg, &["--public-key", &ka, "--public-key", &kb]).0,
+        Some(0)
+    );
+    assert_eq!(
+        run_with(&dir, &pg, &["--public-key", &ka]).0,
+        Some(1),
+        "b's checkpoints are not by a's key"
+    );
+
+    // Tampering in the database is found and located.
+    db.execute(
+        &format!("UPDATE {schema}.audit_entries SET body = replace(body, '\"status\":200', '\"status\":500') WHERE seq = 33"),
+        &[],
+    )
+    .unwrap();
+    let (code, _, err) = run(&["audit", "verify"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("entry 33 does not match"), "{err}");
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
+}
+
+/// `warden audit verify` on a PostgreSQL trail with extra flags.
+fn run_with(dir: &Path, pg: &[&str], extra: &[&str]) -> (Option<i32>, String, String) {
+    let mut a = vec!["audit", "verify"];
+    a.extend_from_slice(pg);
+    a.extend_from_slice(extra);
+    warden(&dir.join("a"), &a)
+}

@@ -23,6 +23,31 @@ pub struct AuditConfig {
     /// Drop entries older than this (at a checkpoint, so `warden audit verify` still works).
     #[serde(with = "humantime_serde")]
     pub retention: Option<Duration>,
+    /// Write the trail to PostgreSQL, one chain shared by every replica, instead of the local store.
+    pub postgres: Option<PostgresAudit>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, try_from = "RawPostgresAudit")]
+pub struct PostgresAudit(pub warden_store::audit_pg::PgTarget);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPostgresAudit {
+    url: String,
+    #[serde(default = "default_schema")]
+    schema: String,
+}
+
+fn default_schema() -> String {
+    "warden".into()
+}
+
+impl TryFrom<RawPostgresAudit> for PostgresAudit {
+    type Error = String;
+    fn try_from(r: RawPostgresAudit) -> Result<Self, String> {
+        warden_store::audit_pg::PgTarget::new(&r.url, &r.schema).map(PostgresAudit)
+    }
 }
 
 impl Default for AuditConfig {
@@ -34,6 +59,7 @@ impl Default for AuditConfig {
             checkpoint_every: 10_000,
             checkpoint_interval: Duration::from_secs(10),
             retention: None,
+            postgres: None,
         }
     }
 }
@@ -64,6 +90,7 @@ impl AuditConfig {
             checkpoint_every: self.checkpoint_every,
             checkpoint_interval: self.checkpoint_interval,
             retention: self.retention,
+            postgres: self.postgres.as_ref().map(|p| p.0.clone()),
         }
     }
 }
