@@ -58,7 +58,30 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Response<GatewayBody> {
             );
             // Traffic-control series live with their state, which outlives config generations.
             let mut extra = String::new();
-            shared.peek().services.traffic.encode_metrics(&mut extra);
+            let services = &shared.peek().services;
+            services.traffic.encode_metrics(&mut extra);
+            if let Some(a) = services.audit() {
+                use std::fmt::Write;
+                let w = a.writer();
+                for (name, help, v) in [
+                    ("written", "Audit records committed.", w.written()),
+                    (
+                        "dropped",
+                        "Audit records dropped because the queue was full.",
+                        w.dropped(),
+                    ),
+                    (
+                        "failed",
+                        "Audit records lost to a failed write.",
+                        w.failed(),
+                    ),
+                ] {
+                    let _ = write!(
+                        extra,
+                        "# HELP warden_audit_{name}_total {help}\n# TYPE warden_audit_{name}_total counter\nwarden_audit_{name}_total {v}\n"
+                    );
+                }
+            }
             match out.rfind("# EOF") {
                 Some(at) => out.insert_str(at, &extra),
                 None => out.push_str(&extra),

@@ -3,7 +3,7 @@
 //! a full queue drops it (counted, alerted) rather than slow the proxy; in compliance mode the
 //! response waits until its record is committed, and a call that cannot be recorded gets a 503.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,10 @@ pub struct Audit {
     writer: Arc<AuditWriter>,
     pub compliance: bool,
     overflowing: AtomicBool,
+    /// Write failures already seen, records written when last seen, and whether an alert is up.
+    failures_seen: AtomicU64,
+    written_mark: AtomicU64,
+    failing: AtomicBool,
     alerts: Arc<Alerts>,
 }
 
@@ -32,6 +36,9 @@ impl Audit {
             writer,
             compliance,
             overflowing: AtomicBool::new(false),
+            failures_seen: AtomicU64::new(0),
+            written_mark: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
             alerts,
         }
     }
@@ -40,8 +47,32 @@ impl Audit {
         &self.writer
     }
 
+    /// Raises `audit-write-failed` when records are lost to failed writes, once per episode, and
+    /// resolves it when a write succeeds again.
+    fn check_failures(&self) {
+        let w = &self.writer;
+        let failed = w.failed();
+        if failed > self.failures_seen.load(Ordering::Relaxed) {
+            self.failures_seen.store(failed, Ordering::Relaxed);
+            self.written_mark.store(w.written(), Ordering::Relaxed);
+            if !self.failing.swap(true, Ordering::Relaxed) {
+                self.alerts.raise(
+                    "audit-write-failed",
+                    "audit",
+                    "the audit trail cannot be written; records are being lost",
+                );
+            }
+        } else if self.failing.load(Ordering::Relaxed)
+            && w.written() > self.written_mark.load(Ordering::Relaxed)
+            && self.failing.swap(false, Ordering::Relaxed)
+        {
+            self.alerts.resolve("audit-write-failed", "audit");
+        }
+    }
+
     /// Queues a record; never waits.
     pub fn record(&self, rec: RequestRecord) {
+        self.check_failures();
         match self.writer.try_append(Record::Request(rec)) {
             Ok(()) => {
                 if self.overflowing.load(Ordering::Relaxed)
@@ -64,6 +95,7 @@ impl Audit {
 
     /// Queues a record and waits until it is committed: false if it could not be.
     pub async fn record_durably(&self, rec: RequestRecord) -> bool {
+        self.check_failures();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let queued = self.writer.append_then(
             Record::Request(rec),

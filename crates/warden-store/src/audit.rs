@@ -141,7 +141,8 @@ pub struct AuditWriter {
     /// To wake the writer for a call that waits on its record.
     waker: std::thread::Thread,
     dropped: AtomicU64,
-    written: Arc<AtomicU64>,
+    /// Records committed, and records lost to a failed write.
+    written: Arc<[AtomicU64; 2]>,
 }
 
 /// The queue was full: the record was not taken.
@@ -153,7 +154,7 @@ impl AuditWriter {
     pub fn start(dir: &Path, opts: WriterOptions) -> Result<Arc<AuditWriter>, StoreError> {
         let mut trail = Trail::open(dir)?;
         let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
-        let written = Arc::new(AtomicU64::new(0));
+        let written = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let closing = Arc::new(AtomicBool::new(false));
         let (w, c) = (written.clone(), closing.clone());
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -164,7 +165,7 @@ impl AuditWriter {
                 // runtime, which cannot start inside the caller's. Failing here fails the start:
                 // a bad URL or schema is a config error, not something to find at the first call.
                 if let Some(target) = &opts.postgres {
-                    if let Err(e) = target.connect() {
+                    if let Err(e) = target.connect_and_prepare() {
                         let _ = ready_tx.send(Err(e));
                         return;
                     }
@@ -222,7 +223,12 @@ impl AuditWriter {
     }
 
     pub fn written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
+        self.written[0].load(Ordering::Relaxed)
+    }
+
+    /// Records lost because their write failed (the database unreachable or full).
+    pub fn failed(&self) -> u64 {
+        self.written[1].load(Ordering::Relaxed)
     }
 
     /// Writes what is queued, makes a last checkpoint and stops the writer.
@@ -328,7 +334,7 @@ impl Trail {
         &mut self,
         rx: Receiver<Msg>,
         opts: &WriterOptions,
-        written: &AtomicU64,
+        written: &[AtomicU64; 2],
         closing: &AtomicBool,
     ) {
         let mut last_admin_poll = Instant::now() - Duration::from_secs(10);
@@ -378,8 +384,9 @@ impl Trail {
             let ok = result.is_ok();
             if let Err(e) = result {
                 tracing::error!(error = %e, "audit trail write failed; those records are lost");
+                written[1].fetch_add(n as u64, Ordering::Relaxed);
             } else {
-                written.fetch_add(n as u64, Ordering::Relaxed);
+                written[0].fetch_add(n as u64, Ordering::Relaxed);
             }
             for ack in acks {
                 ack(ok);

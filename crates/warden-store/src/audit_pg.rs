@@ -54,9 +54,16 @@ impl PgTarget {
         StoreError::Invalid(format!("PostgreSQL audit trail ({}): {e}", self.schema))
     }
 
-    /// Connects and makes the tables if needed (serialised across replicas by an advisory lock).
+    /// Connects to the trail as it is (reading it, or writing after a reconnect: a table that
+    /// went missing is an error to report, never something to make again empty).
     pub fn connect(&self) -> Result<Client, StoreError> {
-        let mut client = Client::connect(&self.url, NoTls).map_err(|e| self.err(e))?;
+        Client::connect(&self.url, NoTls).map_err(|e| self.err(e))
+    }
+
+    /// Connects and makes the tables if needed (serialised across replicas by an advisory lock):
+    /// what a writer does once, at start.
+    pub fn connect_and_prepare(&self) -> Result<Client, StoreError> {
+        let mut client = self.connect()?;
         let s = &self.schema;
         let mut tx = client.transaction().map_err(|e| self.err(e))?;
         tx.execute("SELECT pg_advisory_xact_lock(7365702)", &[])

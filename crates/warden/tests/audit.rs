@@ -457,3 +457,71 @@ fn run_with(dir: &Path, pg: &[&str], extra: &[&str]) -> (Option<i32>, String, St
     a.extend_from_slice(extra);
     warden(&dir.join("a"), &a)
 }
+
+#[test]
+fn a_trail_that_cannot_be_written_raises_an_alert_until_it_can() {
+    let dir = temp_dir("audit-pg-outage");
+    let schema = format!("warden_outage_{}", std::process::id());
+    let url = postgres_url();
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("PostgreSQL is needed");
+    db.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .unwrap();
+    let (_api, api) = start_api(&dir);
+    let extra = format!("audit: {{postgres: {{url: \"{url}\", schema: {schema}}}}}\n");
+    let (mut gw, addr) = serve(&dir, api, &extra);
+    let admin = gw.addr_of("admin listening");
+    assert_eq!(http_with_head(addr, "/users/1").0, 200);
+    // The table goes away under the gateway: writes fail, calls are still served (not compliance
+    // mode), and the operator hears about it once.
+    db.batch_execute(&format!(
+        "ALTER TABLE {schema}.audit_entries RENAME TO moved"
+    ))
+    .unwrap();
+    for _ in 0..20 {
+        assert_eq!(http_with_head(addr, "/users/1").0, 200);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    gw.wait_for("\"alert\":\"audit-write-failed\"");
+    let m = http_with_head(admin, "/metrics").2;
+    let failed: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("warden_audit_failed_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(failed > 0, "{m}");
+    // Back: the next calls are written again and the alert is resolved.
+    db.batch_execute(&format!(
+        "ALTER TABLE {schema}.moved RENAME TO audit_entries"
+    ))
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(http_with_head(addr, "/users/1").0, 200);
+        if gw.seen_contains("alert resolved") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never resolved");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    gw.signal("TERM");
+    gw.wait_exit();
+    let (code, _, err) = warden(
+        &dir,
+        &[
+            "audit",
+            "verify",
+            "--postgres",
+            &url,
+            "--pg-schema",
+            &schema,
+        ],
+    );
+    assert_eq!(
+        code,
+        Some(0),
+        "the lost records leave no hole in the chain: {err}"
+    );
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
+}

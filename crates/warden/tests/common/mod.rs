@@ -68,6 +68,14 @@ impl Proc {
         v["address"].as_str().unwrap().parse().unwrap()
     }
 
+    /// Whether a line containing `needle` has arrived by now (without waiting).
+    pub fn seen_contains(&mut self, needle: &str) -> bool {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.iter().any(|l| l.contains(needle))
+    }
+
     /// SIGKILL: no chance to flush or clean up.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
