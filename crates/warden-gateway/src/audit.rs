@@ -145,7 +145,7 @@ pub fn request_record(
             .collect(),
         bytes_in,
         bytes_out,
-        latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
+        latency_us: ctx.started.elapsed().as_micros() as u64,
         upstream: upstream.map(str::to_string),
         complete,
     }

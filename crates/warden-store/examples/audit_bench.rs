@@ -31,7 +31,7 @@ fn main() {
             findings: vec!["data_protection:email@body.email:mask".into()],
             bytes_in: 0,
             bytes_out: Some(812),
-            latency_ms: 1.25,
+            latency_us: 1250,
             upstream: Some("orders".into()),
             complete: Some(true),
             ..RequestRecord::default()

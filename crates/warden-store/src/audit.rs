@@ -53,13 +53,16 @@ CREATE TABLE IF NOT EXISTS audit_state(
 );
 ";
 
-/// One call through the gateway, as the trail keeps it. Field order is the canonical order.
+/// One call through the gateway, as the trail keeps it. Field order is the canonical order;
+/// empty fields are left out, which keeps entries small (they are hashed, stored and exported).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct RequestRecord {
     pub at_ms: i64,
     pub request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub consumer: Option<String>,
     /// The credential's id (key id, token id), never the secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub credential_id: Option<String>,
     pub client_ip: String,
     pub method: String,
@@ -69,18 +72,25 @@ pub struct RequestRecord {
     /// `allowed`, `denied` or `failed`.
     pub decision: &'static str,
     /// The check that refused, if one did.
+    #[serde(skip_serializing_if = "str::is_empty")]
     pub phase: &'static str,
     /// The reason code (the finer cause where there is one).
+    #[serde(skip_serializing_if = "str::is_empty")]
     pub reason: &'static str,
     /// `check:kind@location:action` for each finding: never a value.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<String>,
     pub bytes_in: u64,
     /// Sent to the client; in compliance mode, what the response declared when it was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_out: Option<u64>,
-    pub latency_ms: f64,
+    /// Microseconds from the request's arrival to its record.
+    pub latency_us: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
     /// False when the client or upstream went away before the response was complete; `None` when
     /// recorded before the response was sent (compliance mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub complete: Option<bool>,
 }
 
