@@ -246,7 +246,8 @@ pub struct UpstreamConfig {
     /// Per target: stop calling a failing target for a while. On by default.
     #[serde(default)]
     pub circuit_breaker: BreakerConfig,
-    /// Retries of idempotent, bodiless calls. One retry on connection failure by default.
+    /// Retries to another target: on connection failure (any call: it never left; one retry by
+    /// default) and on listed 5xx answers (idempotent, bodiless calls only).
     #[serde(default)]
     pub retries: RetryConfig,
 }

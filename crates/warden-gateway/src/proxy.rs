@@ -268,18 +268,18 @@ async fn proxy(
             });
         }
     };
-    let path = if route.strip_prefix && route.prefix.0 != "/" {
-        head.uri
-            .path()
-            .strip_prefix(route.prefix.0.as_str())
-            .unwrap_or(head.uri.path())
-            .to_string()
-    } else {
-        head.uri.path().to_string()
-    };
-    let query = head.uri.query().map(str::to_string);
+    // Kept for a retry to another target (a clone shares the bytes).
+    let original = head.uri.clone();
     let target_uri = |t: usize| {
-        crate::upstream::upstream_uri(&upstream.targets[t], &path, query.as_deref())
+        let path = if route.strip_prefix && route.prefix.0 != "/" {
+            original
+                .path()
+                .strip_prefix(route.prefix.0.as_str())
+                .unwrap_or(original.path())
+        } else {
+            original.path()
+        };
+        crate::upstream::upstream_uri(&upstream.targets[t], path, original.query())
             .map_err(|_| gateway(ProblemKind::BadRequest, "uri-invalid"))
     };
     let uri = target_uri(pick.target)?;
@@ -331,44 +331,46 @@ async fn proxy(
             upstream: name.clone(),
         }
     };
-    // Attempts: the first, then retries of an idempotent, bodiless call (another target when
-    // there is one) on a connection failure or a listed 5xx, while the retry budget lasts.
+    // Attempts: the first, then retries while the retry budget lasts: on a connection failure
+    // (the request never left, so any call can go to another target), and on a listed 5xx for an
+    // idempotent, bodiless call (a copy is kept only when such statuses are configured).
     let retries = &upstream.retries;
     upstream.retry_budget.deposit();
     let mut attempt = 0;
     let resp = loop {
-        let copy = (attempt < retries.attempts)
+        let may_retry = attempt < retries.attempts;
+        let copy = (may_retry && !retries.statuses.is_empty())
             .then(|| crate::upstream::replayable(&upstream_req))
             .flatten();
-        let sent = tokio::time::timeout(
+        let mut sent = tokio::time::timeout(
             upstream.read_timeout,
             upstream.send(pick.target, upstream_req),
         )
         .await;
-        let (ok, retry_on) = match &sent {
+        let (ok, again) = match &mut sent {
             Ok(Ok(r)) => {
                 let status = r.status().as_u16();
-                (
-                    !matches!(status, 502..=504),
-                    retries.statuses.contains(&status),
-                )
+                let again = copy.filter(|_| retries.statuses.contains(&status));
+                (!matches!(status, 502..=504), again)
             }
-            Ok(Err(UpstreamError::Connect(_))) => (false, true),
-            _ => (false, false),
+            Ok(Err(UpstreamError::Connect(_, unsent))) => {
+                (false, unsent.take().map(|b| *b).filter(|_| may_retry))
+            }
+            _ => (false, None),
         };
         upstream.report(pick, ok);
-        let again = match copy {
-            Some(copy) if retry_on && upstream.retry_budget.withdraw() => {
-                upstream.pick(Some(pick.target)).ok().map(|p| (copy, p))
+        let next = match again {
+            Some(req) if upstream.retry_budget.withdraw() => {
+                upstream.pick(Some(pick.target)).ok().map(|p| (req, p))
             }
             _ => None,
         };
-        let Some((mut copy, next)) = again else {
+        let Some((mut req, next)) = next else {
             break sent;
         };
         tracing::debug!(upstream = %name, attempt, "retrying on another attempt");
-        *copy.uri_mut() = target_uri(next.target)?;
-        upstream_req = copy;
+        *req.uri_mut() = target_uri(next.target)?;
+        upstream_req = req;
         pick = next;
         attempt += 1;
     };
@@ -386,7 +388,7 @@ async fn proxy(
                 upstream: name,
             })
         }
-        Ok(Err(UpstreamError::Connect(_))) => {
+        Ok(Err(UpstreamError::Connect(..))) => {
             return Err(upstream_fail(
                 ProblemKind::UpstreamUnavailable,
                 "upstream-connect-failed",

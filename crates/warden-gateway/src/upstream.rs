@@ -57,8 +57,9 @@ pub struct Pick {
 /// Why an upstream call failed; decides between 502 reasons and feeds the error metrics.
 #[derive(Debug)]
 pub enum UpstreamError {
-    /// No connection could be made (refused, unreachable, DNS, connect timeout).
-    Connect(String),
+    /// No connection could be made (refused, unreachable, DNS, connect timeout). The request never
+    /// left, so it is handed back, whatever its method or body: it can go to another target.
+    Connect(String, Option<Box<Request<GatewayBody>>>),
     /// The connection broke during the exchange, or the request body failed (e.g. over its limit).
     Exchange(hyper::Error),
 }
@@ -227,17 +228,17 @@ impl Upstream {
                 },
             }
         }
-        let mut sender = self.connect(&self.targets[t]).await?;
+        let mut sender = match self.connect(&self.targets[t]).await {
+            Ok(s) => s,
+            Err(why) => return Err(UpstreamError::Connect(why, Some(Box::new(req)))),
+        };
         match sender.send_request(req).await {
             Ok(resp) => Ok(pool.track(t, sender, resp)),
             Err(e) => Err(UpstreamError::Exchange(e)),
         }
     }
 
-    async fn connect(
-        &self,
-        target: &Target,
-    ) -> Result<http1::SendRequest<GatewayBody>, UpstreamError> {
+    async fn connect(&self, target: &Target) -> Result<http1::SendRequest<GatewayBody>, String> {
         let host = target.authority.host();
         let host = host
             .strip_prefix('[')
@@ -254,13 +255,13 @@ impl Upstream {
         };
         let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(UpstreamError::Connect(e.to_string())),
-            Err(_) => return Err(UpstreamError::Connect("connect timeout".into())),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("connect timeout".into()),
         };
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         // The connection is driven by its own task on this worker; it ends when the sender and any
         // response body are gone, or when the server closes.
         tokio::spawn(async move {

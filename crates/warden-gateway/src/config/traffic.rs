@@ -367,7 +367,8 @@ impl BreakerConfig {
     }
 }
 
-/// Retries of idempotent calls without a body, to another target when there is one.
+/// Retries, to another target when there is one: a call whose connection failed (it never left,
+/// whatever its method), and an idempotent, bodiless call answered with one of `statuses`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
