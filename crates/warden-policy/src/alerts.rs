@@ -65,6 +65,8 @@ pub struct Alert {
     pub kind: Kind,
     /// Who: `ip:203.0.113.7` or `consumer:alice`.
     pub subject: String,
+    /// For object probing, the path shape walked (`/orders/{id}`).
+    pub pattern: Option<String>,
     /// How many calls (or distinct paths, or bytes) in the window when it was raised.
     pub count: u64,
     pub window_ms: u64,
@@ -239,10 +241,14 @@ impl Detectors {
         }
         *last = now.max(1);
         // The subject is the caller; an object-probing key also names the shape walked.
-        let subject = key.split(' ').next().unwrap_or(&key).to_string();
+        let (subject, pattern) = match key.split_once(' ') {
+            Some((caller, shape)) => (caller.to_string(), Some(shape.to_string())),
+            None => (key, None),
+        };
         out.push(Alert {
             kind,
             subject,
+            pattern,
             count,
             window_ms,
             samples,
@@ -404,6 +410,27 @@ mod tests {
             quiet.extend(d.observe(&r, &call(2, "192.0.2.3", "/login", 401)));
         }
         assert!(quiet.is_empty(), "{quiet:?}");
+    }
+
+    proptest::proptest! {
+        // Mirrors the `alert_detect` fuzz target.
+        #[test]
+        fn one_alert_per_pattern_within_a_cooldown(calls in proptest::collection::vec((0u64..500, 0usize..5, 0u8..4, "[/1af-]{0,24}", 0u64..400_000), 0..300)) {
+            let (r, mut d) = (rules(), Detectors::default());
+            let mut raised = HashSet::new();
+            let mut now = 0;
+            for (dt, st, ip, path, bytes) in calls {
+                now += dt;
+                let (shaped, _) = shape(&path);
+                proptest::prop_assert_eq!(&shape(&shaped).0, &shaped);
+                let ip = format!("10.0.0.{ip}");
+                let mut c = call(now, &ip, &path, [200, 401, 403, 404, 500][st]);
+                c.bytes_out = bytes;
+                for a in d.observe(&r, &c) {
+                    proptest::prop_assert!(raised.insert((a.kind, a.subject.clone(), a.pattern.clone())), "{:?}", a);
+                }
+            }
+        }
     }
 
     #[test]

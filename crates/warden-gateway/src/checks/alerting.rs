@@ -59,6 +59,7 @@ impl Check for AlertingCheck {
                 &a.subject,
                 serde_json::json!({
                     "count": a.count,
+                    "pattern": a.pattern,
                     "window_secs": a.window_ms / 1000,
                     "route": ctx.route_name.as_deref(),
                     "sample_request_ids": a.samples,
