@@ -35,7 +35,8 @@ pub fn rfc5424(
                 if matches!(c, '"' | '\\' | ']') {
                     out.push('\\');
                 }
-                out.push(c);
+                // A line break would split the message for line-based receivers.
+                out.push(if c == '\n' || c == '\r' { ' ' } else { c });
             }
             out.push('"');
         }
@@ -156,7 +157,7 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn messages_stay_on_one_line(msg in "\\PC{0,80}", v in "\\PC{0,40}") {
+        fn messages_stay_on_one_line(msg in "(\\PC|\n|\r){0,80}", v in "(\\PC|\n|\r){0,40}") {
             let a = rfc5424(6, 0, "h", "a", 1, "m", &[("k", v.clone())], &msg);
             let b = cef("1", "s", &msg, 3, &[("k", v)]);
             proptest::prop_assert!(!a.contains('\n') && !b.contains('\n'));
