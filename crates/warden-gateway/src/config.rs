@@ -788,95 +788,7 @@ fn strip_location(msg: &str) -> String {
     msg.to_string()
 }
 
-/// Finds the 1-based line of a field path such as `routes[1].upstream` in block-style YAML.
-///
-/// Good enough for the cross-field errors it serves: it follows indentation, mapping keys and `- `
-/// sequence items, and gives up (returns `None`, so the error simply has no line) on anything else.
-pub fn locate(text: &str, field: &str) -> Option<usize> {
-    let mut steps = Vec::new();
-    for part in field.split('.') {
-        match part.split_once('[') {
-            Some((key, rest)) => {
-                if !key.is_empty() {
-                    steps.push(Step::Key(key));
-                }
-                steps.push(Step::Index(rest.trim_end_matches(']').parse().ok()?));
-            }
-            None => steps.push(Step::Key(part)),
-        }
-    }
-    let lines: Vec<&str> = text.lines().collect();
-    // The node we are inside: its lines [from, to) and, after a sequence item, its keys' indentation.
-    let (mut from, mut to, mut item_indent) = (0usize, lines.len(), None::<usize>);
-    let mut found = None;
-    for step in steps {
-        let mut hit = None;
-        let mut index = 0usize;
-        let mut child_indent = item_indent;
-        for (n, raw) in lines.iter().enumerate().take(to).skip(from) {
-            let mut body = raw.trim_start();
-            let mut ind = raw.len() - body.len();
-            if body.is_empty() || body.starts_with('#') {
-                continue;
-            }
-            // The first key of a sequence item shares its line with the `- `.
-            if n == from && item_indent.is_some() {
-                body = body.strip_prefix("- ").unwrap_or(body);
-                ind += 2;
-            }
-            let ci = *child_indent.get_or_insert(ind);
-            if ind < ci {
-                break;
-            }
-            if ind != ci {
-                continue;
-            }
-            match step {
-                Step::Key(k) => {
-                    if body.strip_prefix(k).is_some_and(|r| r.starts_with(':')) {
-                        hit = Some((n, None));
-                        break;
-                    }
-                }
-                Step::Index(want) => {
-                    if body.starts_with("- ") || body == "-" {
-                        if index == want {
-                            hit = Some((n, Some(ind + 2)));
-                            break;
-                        }
-                        index += 1;
-                    }
-                }
-            }
-        }
-        let (line, next_item_indent) = hit?;
-        found = Some(line + 1);
-        // The node spans until the next line at or left of its own indentation.
-        let own = lines[line].len() - lines[line].trim_start().len();
-        to = lines
-            .iter()
-            .enumerate()
-            .skip(line + 1)
-            .find(|(_, l)| {
-                let b = l.trim_start();
-                !b.is_empty() && !b.starts_with('#') && l.len() - b.len() <= own
-            })
-            .map_or(lines.len(), |(i, _)| i);
-        from = if next_item_indent.is_some() {
-            line
-        } else {
-            line + 1
-        };
-        item_indent = next_item_indent;
-    }
-    found
-}
-
-#[derive(Clone, Copy)]
-enum Step<'a> {
-    Key(&'a str),
-    Index(usize),
-}
+pub use warden_policy::yaml_lines::locate;
 
 #[cfg(test)]
 mod tests {
@@ -963,15 +875,6 @@ routes:
         assert_eq!("512".parse::<ByteSize>().unwrap(), ByteSize(512));
         assert!("10 parsecs".parse::<ByteSize>().is_err());
         assert!("99999999999999GiB".parse::<ByteSize>().is_err());
-    }
-
-    #[test]
-    fn locate_follows_nesting() {
-        let text = "a:\n  b:\n    - x: 1\n    - x: 2\n      y: 3\nc: 4\n";
-        assert_eq!(locate(text, "a.b[1].y"), Some(5));
-        assert_eq!(locate(text, "a.b[0].x"), Some(3));
-        assert_eq!(locate(text, "c"), Some(6));
-        assert_eq!(locate(text, "a.b[2]"), None);
     }
 
     proptest::proptest! {

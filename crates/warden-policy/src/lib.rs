@@ -17,6 +17,7 @@ pub mod pii;
 pub mod syslog;
 pub mod traffic;
 pub mod verdict;
+pub mod yaml_lines;
 
 pub use ip_rules::IpRules;
 pub use verdict::{ProblemKind, Rejection, Verdict};
