@@ -22,11 +22,13 @@ use serde::Deserialize;
 mod attack;
 mod audit;
 mod auth;
+mod openapi;
 mod protection;
 mod traffic;
 pub use attack::*;
 pub use audit::*;
 pub use auth::*;
+pub use openapi::*;
 pub use protection::*;
 pub use traffic::*;
 
@@ -351,6 +353,10 @@ pub struct RouteConfig {
     /// Rank of this route's calls when its upstream is saturated: `low`, `normal` or `high`.
     #[serde(default)]
     pub priority: Priority,
+    /// The API's OpenAPI contract, enforced on this route: undeclared operations refused,
+    /// function- and object-level authorization, request validation, response filtering.
+    #[serde(default)]
+    pub openapi: Option<RouteOpenApi>,
 }
 
 fn yes() -> bool {
@@ -557,6 +563,31 @@ impl Config {
         cfg.resolve_paths(base);
         if let Some((field, message)) = cfg.validate() {
             return Err(err_at(Some(field), message));
+        }
+        // Specs last: they are the slowest part of a load, and only worth reading in a config
+        // that is otherwise sound.
+        let mut cache = Vec::new();
+        for (i, r) in cfg.routes.iter_mut().enumerate() {
+            if let Some(o) = &mut r.openapi {
+                if let Err(e) = o.compile(&format!("routes[{i}].openapi"), &mut cache) {
+                    return Err(match e {
+                        // The error is in the spec: point at its file and line, and say which
+                        // route of which config brought it in.
+                        CompileError::Spec(field, e) => ConfigError {
+                            file: e.file.clone(),
+                            line: e.line,
+                            column: None,
+                            field: (!e.pointer.is_empty()).then(|| format!("at {}", e.pointer)),
+                            message: format!(
+                                "{} (the spec of {field} in {})",
+                                e.message,
+                                path.display()
+                            ),
+                        },
+                        CompileError::Field(field, message) => err_at(Some(field), message),
+                    });
+                }
+            }
         }
         Ok(cfg)
     }
@@ -774,6 +805,11 @@ impl Config {
         }
         self.data_protection.resolve_paths(base);
         self.auth.resolve_paths(base);
+        for r in &mut self.routes {
+            if let Some(o) = &mut r.openapi {
+                fix(&mut o.spec);
+            }
+        }
     }
 }
 

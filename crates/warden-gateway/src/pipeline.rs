@@ -171,6 +171,15 @@ impl Pipeline {
         if traffic.active() {
             checks.push(Arc::new(traffic));
         }
+        // The API's contract: an operation the spec does not declare, a caller it does not allow
+        // (function level, then object level) and a request it does not describe are refused
+        // here, after limits (a flood costs little) and before attack detection (what the
+        // contract refuses needs no deeper look). Validation also filters the responses.
+        let authorization = checks::authorization::AuthorizationCheck::new(config);
+        if authorization.active() {
+            checks.push(Arc::new(authorization));
+            checks.push(Arc::new(checks::validation::ValidationCheck::new(config)));
+        }
         // Attacks in what the request carries. After identity: an unauthenticated request is
         // refused without being read, and a route's consumer is known to the audit.
         let attacks = checks::attack_detection::AttackDetectionCheck::new(config);

@@ -36,6 +36,13 @@ pub fn document(rejection: &Rejection, status: u16, request_id: &str) -> Bytes {
     if let Some(detail) = &rejection.detail {
         doc["detail"] = serde_json::Value::String(detail.clone());
     }
+    if !rejection.violations.is_empty() {
+        doc["violations"] = rejection
+            .violations
+            .iter()
+            .map(|v| serde_json::json!({"location": v.location, "rule": v.rule}))
+            .collect();
+    }
     Bytes::from(serde_json::to_vec(&doc).expect("a JSON value always serializes"))
 }
 

@@ -61,6 +61,7 @@ async fn secrets_in_text_bodies_and_headers_are_masked() {
     let gw = gateway(
         vec![
             Canned {
+                method: None,
                 path: "/text",
                 status: 200,
                 headers: vec![("content-type", "text/plain".into())],
@@ -188,6 +189,7 @@ async fn leaky_errors_are_scrubbed_and_plain_ones_pass() {
     let gw = gateway(
         vec![
             Canned {
+                method: None,
                 path: "/boom",
                 status: 500,
                 headers: vec![
@@ -198,6 +200,7 @@ async fn leaky_errors_are_scrubbed_and_plain_ones_pass() {
             },
             Canned::json("/busy", r#"{"error": "busy, retry"}"#).status(503),
             Canned {
+                method: None,
                 path: "/html",
                 status: 502,
                 headers: vec![("content-type", "text/html".into())],

@@ -25,13 +25,7 @@ pub use schema::Validator;
 /// At most this many violations are listed for one request (the rest adds nothing).
 pub const MAX_VIOLATIONS: usize = 20;
 
-/// One thing wrong with a request: where (`query.limit`, `body.items[2].qty`) and which rule
-/// (`maximum`, `undeclared-property`). Never the value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    pub location: String,
-    pub rule: &'static str,
-}
+pub use warden_policy::Violation;
 
 /// Limits that hold for every JSON body, whatever the spec forgot to say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -384,6 +384,19 @@ fn shape<'d>(doc: &'d Value, schema: &'d Value, out: &mut Shape<'d>, depth: usiz
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Whether a schema (through `$ref` and `allOf`) carries `flag: true`.
+fn flagged(doc: &Value, schema: &Value, flag: &str, depth: usize) -> bool {
+    let schema = resolve(doc, schema);
+    if schema.get(flag) == Some(&Value::Bool(true)) {
+        return true;
+    }
+    depth < MAX_DEPTH
+        && schema
+            .get("allOf")
+            .and_then(Value::as_array)
+            .is_some_and(|all| all.iter().any(|s| flagged(doc, s, flag, depth + 1)))
+}
+
 fn filter(
     doc: &Value,
     schema: &Value,
@@ -408,7 +421,20 @@ fn filter(
             for k in keys {
                 let len = loc.len();
                 loc.push_str(&segment(&k));
-                let declared = s.declared.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+                // A property several members of a composition declare (`allOf: [Base, Extra]`
+                // both naming `payment`) is held against all of their schemas at once.
+                let mut subs = s.declared.iter().filter(|(n, _)| *n == k).map(|(_, v)| *v);
+                let merged;
+                let declared = match (subs.next(), subs.next()) {
+                    (Some(one), None) => Some(one),
+                    (Some(a), Some(b)) => {
+                        let mut all = vec![a.clone(), b.clone()];
+                        all.extend(subs.cloned());
+                        merged = json!({ "allOf": all });
+                        Some(&merged)
+                    }
+                    _ => None,
+                };
                 let hidden = match dir {
                     Direction::Request => "readOnly",
                     Direction::Response => "writeOnly",
@@ -423,7 +449,7 @@ fn filter(
                     });
                 };
                 match declared {
-                    Some(sub) if resolve(doc, sub).get(hidden) == Some(&Value::Bool(true)) => {
+                    Some(sub) if flagged(doc, sub, hidden, 0) => {
                         unwelcome(if dir == Direction::Request {
                             "read-only"
                         } else {

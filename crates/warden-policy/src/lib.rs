@@ -20,4 +20,4 @@ pub mod verdict;
 pub mod yaml_lines;
 
 pub use ip_rules::IpRules;
-pub use verdict::{ProblemKind, Rejection, Verdict};
+pub use verdict::{ProblemKind, Rejection, Verdict, Violation};

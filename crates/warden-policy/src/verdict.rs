@@ -30,6 +30,17 @@ pub struct Rejection {
     /// The finer cause, for the audit trail, logs and metrics only: where telling the client would
     /// help an attacker (which part of a credential failed), `reason` stays generic.
     pub cause: Option<&'static str>,
+    /// What is wrong with the request, item by item (schema validation): where and which rule,
+    /// never the values. Shown to the client.
+    pub violations: Vec<Violation>,
+}
+
+/// One thing wrong with a request: where (`query.limit`, `body.items[2].qty`) and which rule
+/// (`maximum`, `undeclared-property`). Never the value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Violation {
+    pub location: String,
+    pub rule: &'static str,
 }
 
 impl Rejection {
@@ -39,6 +50,7 @@ impl Rejection {
             reason,
             detail: None,
             cause: None,
+            violations: Vec::new(),
         }
     }
 
@@ -50,6 +62,11 @@ impl Rejection {
     /// What logs, metrics and the audit trail record: the cause when there is one.
     pub fn recorded_reason(&self) -> &'static str {
         self.cause.unwrap_or(self.reason)
+    }
+
+    pub fn with_violations(mut self, violations: Vec<Violation>) -> Self {
+        self.violations = violations;
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -78,10 +95,15 @@ pub enum ProblemKind {
     TooManyRequests,
     /// The upstream failed repeatedly and the gateway stopped calling it for a while.
     CircuitOpen,
+    /// The API's contract declares no such operation, or the object is not the caller's.
+    NotFound,
+    /// The path exists with other methods (the answer carries `Allow`).
+    MethodNotAllowed,
+    UnsupportedMediaType,
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 14] = [
+    pub const ALL: [ProblemKind; 17] = [
         ProblemKind::BadRequest,
         ProblemKind::Unauthorized,
         ProblemKind::Forbidden,
@@ -96,6 +118,9 @@ impl ProblemKind {
         ProblemKind::UpstreamError,
         ProblemKind::TooManyRequests,
         ProblemKind::CircuitOpen,
+        ProblemKind::NotFound,
+        ProblemKind::MethodNotAllowed,
+        ProblemKind::UnsupportedMediaType,
     ];
 
     pub fn status(self) -> u16 {
@@ -114,6 +139,9 @@ impl ProblemKind {
             ProblemKind::UpstreamTimeout => 504,
             ProblemKind::UpstreamError => 502,
             ProblemKind::CircuitOpen => 503,
+            ProblemKind::NotFound => 404,
+            ProblemKind::MethodNotAllowed => 405,
+            ProblemKind::UnsupportedMediaType => 415,
         }
     }
 
@@ -133,6 +161,9 @@ impl ProblemKind {
             ProblemKind::Internal => "internal-error",
             ProblemKind::UpstreamError => "upstream-error",
             ProblemKind::CircuitOpen => "circuit-open",
+            ProblemKind::NotFound => "not-found",
+            ProblemKind::MethodNotAllowed => "method-not-allowed",
+            ProblemKind::UnsupportedMediaType => "unsupported-media-type",
         }
     }
 
@@ -154,6 +185,9 @@ impl ProblemKind {
             ProblemKind::CircuitOpen => {
                 "The upstream service is failing; calls to it are paused for a moment"
             }
+            ProblemKind::NotFound => "The resource does not exist",
+            ProblemKind::MethodNotAllowed => "The method is not allowed on this resource",
+            ProblemKind::UnsupportedMediaType => "The request body's media type is not accepted",
         }
     }
 }

@@ -68,7 +68,8 @@ pub struct ServeArgs {
     /// Quick mode: the API to protect, e.g. http://127.0.0.1:3000.
     #[arg(long, requires = "listen")]
     pub upstream: Option<String>,
-    /// Quick mode: the API's OpenAPI spec (enforced once the OpenAPI checks land).
+    /// Quick mode: the API's OpenAPI 3.0/3.1 spec, enforced strictly (undeclared operations and
+    /// fields refused, requests validated, undeclared response fields removed).
     #[arg(long, requires = "listen")]
     pub spec: Option<PathBuf>,
     /// Quick mode: admin listener address (health, readiness, metrics).

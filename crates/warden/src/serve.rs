@@ -143,13 +143,17 @@ fn quick_config(args: &ServeArgs) -> Result<String, Failure> {
         )))
         }
     };
-    if let Some(spec) = &args.spec {
-        std::fs::metadata(spec)
-            .map_err(|e| Failure::BadInput(format!("--spec {}: {e}", spec.display())))?;
-        tracing::warn!(spec = %spec.display(), "the OpenAPI spec is read but not enforced yet: schema validation and default deny arrive with the OpenAPI checks");
-    }
+    // With a spec, the route enforces it with the strict defaults: default deny, validation,
+    // undeclared and writeOnly response fields removed.
+    let contract = match &args.spec {
+        Some(spec) => format!(
+            "    openapi: {{spec: {}}}\n",
+            q(&absolute(spec).display().to_string())
+        ),
+        None => String::new(),
+    };
     Ok(format!(
-        "listeners:\n  - address: {}\n    {listener}\nadmin:\n  address: {}\nupstreams:\n  upstream:\n    targets: [{}]\nroutes:\n  - name: default\n    path_prefix: /\n    upstream: upstream\n",
+        "listeners:\n  - address: {}\n    {listener}\nadmin:\n  address: {}\nupstreams:\n  upstream:\n    targets: [{}]\nroutes:\n  - name: default\n    path_prefix: /\n    upstream: upstream\n{contract}",
         q(&listen.to_string()),
         q(&args.admin.to_string()),
         q(upstream),

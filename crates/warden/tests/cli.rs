@@ -252,10 +252,51 @@ fn demo_starts_and_protects_the_example_api() {
     }
     assert!(body.contains("************1111"), "{body}");
     let bearer = vec![format!("Authorization: Bearer {token_line}")];
-    let (status, body) = http_raw(gw, "GET", "/echo", &bearer, "");
+    let (status, body) = http_raw(gw, "GET", "/users/1", &bearer, "");
     assert_eq!(status, 200, "{body}");
     assert!(
-        body.contains("x-warden-consumer") && body.contains("alice"),
+        body.contains("alice") && !body.contains("password_hash"),
+        "{body}"
+    );
+    // The spec's contract: bob's record and bob's order are not alice's (owner rules on the
+    // path and on the response), undeclared operations do not exist, and registering as an
+    // admin is mass assignment.
+    let reason = |b: &str| serde_json::from_str::<serde_json::Value>(b).unwrap()["reason"].clone();
+    let (status, body) = http_raw(gw, "GET", "/users/2", &key, "");
+    assert_eq!((status, reason(&body)), (403, "not-owner".into()), "{body}");
+    let (status, body) = http_raw(gw, "GET", "/orders/102", &key, "");
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains("monitor"), "{body}");
+    assert_eq!(http_raw(gw, "GET", "/orders/101", &key, "").0, 200);
+    let (status, body) = http_raw(gw, "GET", "/users", &key, "");
+    assert_eq!(
+        (status, reason(&body)),
+        (404, "undeclared-operation".into()),
+        "{body}"
+    );
+    let json_ct = vec!["Content-Type: application/json".to_string()];
+    let (status, body) = http_raw(
+        gw,
+        "POST",
+        "/register",
+        &json_ct,
+        r#"{"username":"eve","email":"eve@example.com","password":"longenough","admin":true}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains(r#"{"location":"body.admin","rule":"undeclared-property"}"#),
+        "{body}"
+    );
+    let (status, body) = http_raw(
+        gw,
+        "POST",
+        "/register",
+        &json_ct,
+        r#"{"username":"eve","email":"eve@example.com","password":"longenough"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        body.contains(r#""role":"user""#) && !body.contains("password"),
         "{body}"
     );
     // And its stack trace on a quote in /search leaves as a generic problem.
@@ -292,7 +333,6 @@ fn demo_starts_and_protects_the_example_api() {
     let (s1, b1) = login("nobody", "x");
     let (s2, b2) = login("alice", "x");
     assert_eq!((s1, s2), (401, 401));
-    let reason = |b: &str| serde_json::from_str::<serde_json::Value>(b).unwrap()["reason"].clone();
     assert_eq!(reason(&b1), reason(&b2));
     assert_eq!(login("bob", "bob123").0, 200);
     assert_eq!(
@@ -319,9 +359,16 @@ fn demo_starts_and_protects_the_example_api() {
     );
     let (status, body) = http_raw(gw, "DELETE", "/admin/users/2", &key, "");
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains("ip-not-allowed"));
+    assert!(body.contains("operation-not-permitted"), "{body}");
     assert_eq!(
-        http_raw(gw, "GET", "/users/2", &key, "").0,
+        http_raw(
+            gw,
+            "GET",
+            "/users/2",
+            &["Authorization: Bearer demo-bob".to_string()],
+            ""
+        )
+        .0,
         200,
         "the admin operation never reached the API"
     );
@@ -676,4 +723,163 @@ fn sign_produces_headers_the_gateway_accepts_once() {
     assert_eq!(s, 401, "a replay is refused: {b}");
     gw.signal("TERM");
     gw.wait_exit();
+}
+
+const ITEMS_SPEC: &str = "\
+openapi: 3.1.0
+info: {title: Items, version: '1'}
+paths:
+  /items/{id}:
+    get:
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: integer, minimum: 1}}
+      responses:
+        '200':
+          description: an item
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  id: {type: integer}
+                  name: {type: string}
+";
+
+#[test]
+fn quick_mode_with_a_spec_enforces_it_strictly() {
+    let dir = temp_dir("quickspec");
+    let spec = dir.join("items.yaml");
+    std::fs::write(&spec, ITEMS_SPEC).unwrap();
+    let api = canned_upstream(vec![
+        (
+            "/items/1",
+            200,
+            "application/json",
+            r#"{"id":1,"name":"pen","cost_price":0.12}"#.to_string(),
+        ),
+        ("/admin", 200, "text/plain", "internal".to_string()),
+    ]);
+    let mut gw = Proc::spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--upstream",
+            &format!("http://{api}"),
+            "--spec",
+            spec.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    let addr = gw.addr_of("listening");
+    let (s, _, body) = http_with_head(addr, "/items/1");
+    assert_eq!((s, body.as_str()), (200, r#"{"id":1,"name":"pen"}"#));
+    let (s, _, body) = http_with_head(addr, "/items/0");
+    assert_eq!(s, 400, "{body}");
+    assert!(
+        body.contains(r#""location":"path.id","rule":"minimum""#),
+        "{body}"
+    );
+    let (s, _, body) = http_with_head(addr, "/admin");
+    assert_eq!(s, 404, "{body}");
+    assert!(
+        body.contains("undeclared-operation") && !body.contains("internal"),
+        "{body}"
+    );
+    let (s, _) = http(addr, "DELETE", "/items/1");
+    assert_eq!(s, 405);
+    drop(gw);
+    // A spec that does not load stops quick mode with the spec's file, line and pointer.
+    std::fs::write(
+        &spec,
+        ITEMS_SPEC.replace(
+            "type: integer, minimum",
+            "type: integer, minimum: x, maximum",
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = warden(
+        &dir,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--spec",
+            spec.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("items.yaml:7")
+            && err.contains("/paths/~1items~1{id}/get/parameters/0/schema"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_reports_a_broken_spec_with_its_line_and_pointer() {
+    let dir = temp_dir("specerr");
+    std::fs::write(
+        dir.join("api.yaml"),
+        ITEMS_SPEC.replace(
+            "name: {type: string}",
+            "name: {$ref: '#/components/schemas/Name'}",
+        ),
+    )
+    .unwrap();
+    let text = "listeners:\n  - address: 127.0.0.1:0\n    plain_http: true\nupstreams:\n  api:\n    targets: [\"http://127.0.0.1:9\"]\nroutes:\n  - name: all\n    path_prefix: /\n    upstream: api\n    openapi: {spec: api.yaml}\n";
+    let (code, _, err) = check_config(&dir.join("gw.yaml"), text);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("api.yaml:17"), "{err}");
+    assert!(
+        err.contains("#/components/schemas/Name") && err.contains("routes[0].openapi.spec"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_reload_with_a_broken_spec_keeps_the_old_contract() {
+    let dir = temp_dir("specreload");
+    let (_api, api) = start_api(&dir);
+    let spec = dir.join("api.yaml");
+    let health = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /health:\n    get:\n      responses:\n        '200': {description: ok}\n";
+    let users = "  /users/{id}:\n    get:\n      parameters:\n        - {name: id, in: path, required: true, schema: {type: integer}}\n      responses:\n        '200':\n          description: a user\n          content:\n            application/json:\n              schema: {$ref: 'shared.yaml#/User'}\n";
+    std::fs::write(&spec, health).unwrap();
+    let file = dir.join("warden.yaml");
+    let text = config(api, "").replace(
+        "    upstream: api\n",
+        "    upstream: api\n    openapi: {spec: api.yaml}\n",
+    );
+    std::fs::write(&file, text).unwrap();
+    let mut gw = Proc::spawn(&["serve", "--config", file.to_str().unwrap()], &dir);
+    let addr = gw.addr_of("listening");
+    assert_eq!(http(addr, "GET", "/health").0, 200);
+    assert_eq!(http(addr, "GET", "/users/1").0, 404);
+    // The new operation's schema lives in a file that does not exist yet: rejected, old kept.
+    std::fs::write(&spec, format!("{health}{users}")).unwrap();
+    gw.signal("HUP");
+    let line = gw.wait_for("config reload rejected");
+    assert!(
+        line.contains("shared.yaml") && line.contains("api.yaml"),
+        "{line}"
+    );
+    assert_eq!(http(addr, "GET", "/users/1").0, 404);
+    assert_eq!(http(addr, "GET", "/health").0, 200);
+    std::fs::write(
+        dir.join("shared.yaml"),
+        "User:\n  type: object\n  properties:\n    id: {type: integer}\n    username: {type: string}\n",
+    )
+    .unwrap();
+    gw.signal("HUP");
+    gw.wait_for("config reloaded");
+    let (status, body) = http(addr, "GET", "/users/1");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body, r#"{"id":1,"username":"alice"}"#,
+        "only what shared.yaml declares"
+    );
 }

@@ -196,7 +196,7 @@ fn body_kind(headers: &HeaderMap) -> BodyKind {
 }
 
 /// The body may hold bytes: a non-zero length, or no length at all (chunked, HTTP/2).
-fn may_have_body(head: &request::Parts) -> bool {
+pub(crate) fn may_have_body(head: &request::Parts) -> bool {
     match head
         .headers
         .get(header::CONTENT_LENGTH)

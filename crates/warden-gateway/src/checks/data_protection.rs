@@ -94,14 +94,14 @@ fn body_kind(head: &response::Parts) -> Kind {
     }
 }
 
-fn has_body(ctx: &RequestCtx, head: &response::Parts) -> bool {
+pub(crate) fn has_body(ctx: &RequestCtx, head: &response::Parts) -> bool {
     ctx.method != Method::HEAD
         && !head.status.is_informational()
         && head.status != http::StatusCode::NO_CONTENT
         && head.status != http::StatusCode::NOT_MODIFIED
 }
 
-fn encoded(head: &response::Parts) -> bool {
+pub(crate) fn encoded(head: &response::Parts) -> bool {
     head.headers
         .get(header::CONTENT_ENCODING)
         .is_some_and(|v| v != "identity")

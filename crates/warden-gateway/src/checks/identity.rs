@@ -454,6 +454,7 @@ impl Inner {
                 method: Method::Signature,
                 roles: key.roles.clone(),
                 scopes: key.scopes.clone(),
+                claims: None,
             };
             Ok((
                 identity,
@@ -573,6 +574,7 @@ impl Check for IdentityCheck {
                     method: Method::IssuedToken,
                     roles: Vec::new(),
                     scopes: Vec::new(),
+                    claims: None,
                 }),
                 None => Err(AuthFailure::NotIssued),
             },

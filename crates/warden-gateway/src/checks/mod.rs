@@ -3,6 +3,8 @@
 
 pub mod alerting;
 pub mod attack_detection;
+pub mod authorization;
+pub mod contract;
 pub mod cors;
 pub mod data_protection;
 pub mod error_scrubbing;
@@ -11,3 +13,4 @@ pub mod ip_rules;
 pub mod login;
 pub mod security_headers;
 pub mod traffic;
+pub mod validation;

@@ -43,6 +43,9 @@ impl Default for ApiKeys {
 pub struct ConsumerConfig {
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
+    /// Facts about the consumer that object-level rules read as `caller.<name>` (`user_id: 7`,
+    /// `accounts: [a1, a2]`).
+    pub attributes: BTreeMap<String, serde_json::Value>,
 }
 
 /// One trusted token issuer.

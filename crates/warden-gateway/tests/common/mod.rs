@@ -340,6 +340,8 @@ impl http_body::Body for Generated {
 #[derive(Clone)]
 pub struct Canned {
     pub path: &'static str,
+    /// Answers only this method, when set.
+    pub method: Option<&'static str>,
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
@@ -349,6 +351,7 @@ impl Canned {
     pub fn json(path: &'static str, body: impl Into<String>) -> Canned {
         Canned {
             path,
+            method: None,
             status: 200,
             headers: vec![("content-type", "application/json".into())],
             body: body.into(),
@@ -357,6 +360,11 @@ impl Canned {
 
     pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Canned {
         self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn method(mut self, method: &'static str) -> Canned {
+        self.method = Some(method);
         self
     }
 
@@ -384,10 +392,17 @@ pub async fn canned_upstream(
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| {
                     seen.lock().unwrap().push(req.headers().clone());
-                    let found = answers.iter().find(|a| a.path == req.uri().path()).cloned();
+                    let found = answers
+                        .iter()
+                        .find(|a| {
+                            a.path == req.uri().path()
+                                && a.method.is_none_or(|m| m == req.method().as_str())
+                        })
+                        .cloned();
                     async move {
                         let a = found.unwrap_or(Canned {
                             path: "",
+                            method: None,
                             status: 404,
                             headers: vec![],
                             body: String::new(),

@@ -144,6 +144,7 @@ impl KeySet {
             method: Method::ApiKey,
             roles: entry.roles.clone(),
             scopes: entry.scopes.clone(),
+            claims: None,
         })
     }
 }

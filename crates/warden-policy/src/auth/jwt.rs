@@ -362,6 +362,7 @@ fn identity(map: &ClaimMap, claims: &Value, token: &str) -> Result<Identity, Aut
         method: Method::Jwt,
         roles,
         scopes,
+        claims: Some(std::sync::Arc::new(claims.clone())),
     })
 }
 

@@ -20,6 +20,9 @@ pub struct Identity {
     pub method: Method,
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
+    /// A token's claims, for object-level rules (`caller.claims.accounts`); `None` for other
+    /// credentials.
+    pub claims: Option<std::sync::Arc<serde_json::Value>>,
 }
 
 /// The kinds of credentials, as named in config (`auth: [api_key, jwt]`).

@@ -220,6 +220,31 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
                 Some(_) => reply(StatusCode::OK, json!({"token": format!("demo-{name}")})),
             }
         }
+        (&Method::POST, ["register"]) => {
+            // Naive: every field the client sends is stored, `admin: true` included.
+            let Some(Value::Object(fields)) = parsed else {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": "expected a JSON object"}),
+                );
+            };
+            let id = st.users.keys().max().copied().unwrap_or(0) + 1;
+            let name = fields
+                .get("username")
+                .and_then(Value::as_str)
+                .unwrap_or("user")
+                .to_string();
+            let mut user = json!({"id": id, "username": name, "role": "user",
+                "password_hash": format!("$2b$12$demo.{name}.hash")});
+            if let Value::Object(u) = &mut user {
+                if fields.get("admin") == Some(&Value::Bool(true)) {
+                    u.insert("role".into(), json!("admin"));
+                }
+                u.extend(fields.into_iter().filter(|(k, _)| k != "password"));
+            }
+            st.users.insert(id, user.clone());
+            reply(StatusCode::CREATED, user)
+        }
         (&Method::GET, ["users"]) => reply(
             StatusCode::OK,
             Value::Array(st.users.values().cloned().collect()),

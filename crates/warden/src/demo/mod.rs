@@ -12,6 +12,7 @@ use warden_gateway::{Config, Runtime};
 use crate::cli::{DemoArgs, Failure};
 
 const DEMO_CONFIG: &str = include_str!("../../../../examples/demo.yaml");
+const DEMO_SPEC: &str = include_str!("../../../../examples/demo-openapi.yaml");
 
 /// The example users, each given a fresh API key at every start.
 const USERS: [&str; 3] = ["alice", "bob", "admin"];
@@ -28,7 +29,12 @@ pub async fn run(args: DemoArgs, data_dir_flag: Option<PathBuf>) -> Result<(), F
     let jwt_secret = demo_jwt_secret(&data_dir)?;
     // The demo config reads its issuer's secret from the environment, as a real one would.
     std::env::set_var("WARDEN_DEMO_JWT_SECRET", &jwt_secret);
-    let mut config = Config::parse(DEMO_CONFIG, Path::new("examples/demo.yaml"))
+    // The spec is compiled in too; the config names it beside itself, so it goes beside the data.
+    let spec = data_dir.join("demo-openapi.yaml");
+    std::fs::write(&spec, DEMO_SPEC).with_context(|| format!("cannot write {}", spec.display()))?;
+    let quoted = serde_json::to_string(&spec.display().to_string()).expect("strings serialize");
+    let text = DEMO_CONFIG.replace("{spec: demo-openapi.yaml}", &format!("{{spec: {quoted}}}"));
+    let mut config = Config::parse(&text, Path::new("examples/demo.yaml"))
         .map_err(|e| Failure::Runtime(e.into()))?;
     config.listeners[0].address = args.listen;
     config.admin.address = Some(args.admin);
@@ -46,7 +52,7 @@ pub async fn run(args: DemoArgs, data_dir_flag: Option<PathBuf>) -> Result<(), F
     let token = demo_token(&jwt_secret, "alice")?;
     let signals = crate::serve::Signals::install()?;
     let services = crate::serve::open_services(&data_dir)?;
-    let gateway = crate::serve::start(Runtime::new(config, DEMO_CONFIG, services)).await?;
+    let gateway = crate::serve::start(Runtime::new(config, &text, services)).await?;
     let admin = gateway.admin_addr().unwrap_or(args.admin);
     print_intro(
         gateway.listen_addrs()[0],
@@ -151,10 +157,19 @@ Try:
   curl -i http://{gw}/users/1
       401 problem+json: every route but /login and /health needs a credential
   curl -i -H 'X-API-Key: {alice}' http://{gw}/users/1
-      proxied as alice; the API leaks an identity number, a card number and a password hash:
-      they leave masked (data_protection), with security headers and an X-Request-Id
-  curl -i -H 'Authorization: Bearer {token}' http://{gw}/echo
+      proxied as alice; the API returns her identity and card numbers, masked on the way out
+      (data_protection), and her password hash, which the spec does not declare: removed
+  curl -i -H 'Authorization: Bearer {token}' http://{gw}/users/1
       the same with the JWT; the API sees X-Warden-Consumer: alice, never the credential
+  curl -i -H 'X-API-Key: {alice}' http://{gw}/users/2
+  curl -i -H 'X-API-Key: {alice}' http://{gw}/orders/102
+      403 and 404: bob's record and bob's order are not alice's (the spec's owner rules, on the
+      request's path and on the response's user_id)
+  curl -i -H 'X-API-Key: {alice}' http://{gw}/users
+  curl -i -X PUT -H 'X-API-Key: {alice}' http://{gw}/users/1
+      404 and 405 (with Allow): the API answers both, the spec declares neither
+  curl -i -X POST -H 'Content-Type: application/json' -d '{{\"username\":\"eve\",\"email\":\"eve@example.com\",\"password\":\"longenough\",\"admin\":true}}' http://{gw}/register
+      400 problem+json listing `body.admin: undeclared-property`: no mass assignment
   curl -i -X POST -H 'Content-Type: application/json' -d '{{\"username\":\"nobody\",\"password\":\"x\"}}' http://{gw}/login
   curl -i -X POST -H 'Content-Type: application/json' -d '{{\"username\":\"alice\",\"password\":\"x\"}}' http://{gw}/login
       unknown user and wrong password get the same 401; 5 failures lock the username
@@ -168,7 +183,8 @@ Try:
       403 problem+json: attacks are refused before the API sees them (attack_detection),
       and the answer never repeats the payload
   curl -i -X DELETE -H 'X-API-Key: {bob}' http://{gw}/admin/users/2
-      403 problem+json: /admin only admits 10.20.0.0/16 (the route's ip_rules)
+      403 problem+json: the spec gives deleteUser to the admin role only (and the route's
+      ip_rules admit only 10.20.0.0/16 and this machine)
   curl -i 'http://{gw}/users/../admin/users'
       400: dot-segments never reach the router
   for i in $(seq 55); do curl -s -o /dev/null -w '%{{http_code}} ' http://{gw}/health; done; echo

@@ -1,0 +1,283 @@
+//! Validation against the API's contract (`routes[].openapi`): parameters (path, query, header,
+//! cookie) and JSON bodies against their schemas, strictly (undeclared and `readOnly` properties
+//! are refused: no mass assignment), with bounds on depth, array and string length that hold
+//! even where the spec forgot them; and responses filtered (undeclared and `writeOnly` fields
+//! removed: no excessive data exposure), or refused in `strict` mode.
+
+use bytes::Bytes;
+use http::header;
+use http::{request, response};
+use warden_openapi::{check_json_limits, is_json, Violation, MAX_VIOLATIONS};
+use warden_policy::{ProblemKind, Rejection, Verdict};
+
+use super::contract::{self, Called};
+use crate::config::{Config, ResponseMode};
+use crate::context::RequestCtx;
+use crate::pipeline::Check;
+
+const NAME: &str = "validation";
+
+pub struct ValidationCheck;
+
+impl ValidationCheck {
+    pub fn new(_config: &Config) -> Self {
+        ValidationCheck
+    }
+
+    /// A 400 listing each violation (location and rule, never the value), or in monitor mode
+    /// findings and the call goes on.
+    fn invalid(ctx: &mut RequestCtx, called: &Called, mut violations: Vec<Violation>) -> Verdict {
+        violations.truncate(MAX_VIOLATIONS);
+        for v in &violations {
+            contract::record(ctx, NAME, v.rule, &v.location, called.api.monitor);
+        }
+        if called.api.monitor {
+            return Verdict::Continue;
+        }
+        Verdict::Reject(
+            Rejection::new(ProblemKind::BadRequest, "invalid-request")
+                .with_detail(format!(
+                    "the request does not match operation `{}`",
+                    called.op().id
+                ))
+                .with_violations(violations),
+        )
+    }
+
+    fn content_type(head: &request::Parts) -> Option<&str> {
+        head.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    /// Whether the request announces a body (`Content-Length` > 0 or chunked).
+    fn announces_body(head: &request::Parts) -> bool {
+        head.headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(head.headers.contains_key(header::TRANSFER_ENCODING), |n| {
+                n > 0
+            })
+    }
+}
+
+impl Check for ValidationCheck {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn request_head(&self, ctx: &mut RequestCtx, head: &mut request::Parts) -> Verdict {
+        let Some(called) = contract::called(ctx).cloned() else {
+            return Verdict::Continue;
+        };
+        let op = called.op();
+        let mut violations: Vec<Violation> = called.param_violations.as_ref().clone();
+        let body_coming = Self::announces_body(head);
+        match &op.body {
+            None if body_coming => violations.push(Violation {
+                location: "body".into(),
+                rule: "undeclared-body",
+            }),
+            Some(b) if b.required && !super::attack_detection::may_have_body(head) => violations
+                .push(Violation {
+                    location: "body".into(),
+                    rule: "required",
+                }),
+            Some(_) if body_coming || super::attack_detection::may_have_body(head) => {
+                let media = Self::content_type(head).and_then(|ct| op.media_for(ct));
+                if media.is_none() && body_coming {
+                    let accepted = op.accepted_media().join(", ");
+                    contract::record(
+                        ctx,
+                        NAME,
+                        "unsupported-media-type",
+                        "header.content-type",
+                        called.api.monitor,
+                    );
+                    if !called.api.monitor {
+                        return Verdict::Reject(
+                            Rejection::new(
+                                ProblemKind::UnsupportedMediaType,
+                                "unsupported-media-type",
+                            )
+                            .with_detail(format!("`{}` accepts {accepted}", op.id)),
+                        );
+                    }
+                }
+                if media.is_some_and(|m| m.json)
+                    && head
+                        .headers
+                        .get(header::CONTENT_ENCODING)
+                        .is_some_and(|v| v != "identity")
+                {
+                    // A compressed JSON body cannot be checked: refuse rather than pass it unread.
+                    violations.push(Violation {
+                        location: "header.content-encoding".into(),
+                        rule: "not-inspectable",
+                    });
+                }
+            }
+            _ => {}
+        }
+        if violations.is_empty() {
+            Verdict::Continue
+        } else {
+            violations.sort();
+            Self::invalid(ctx, &called, violations)
+        }
+    }
+
+    fn needs_body(&self, ctx: &RequestCtx, head: &request::Parts) -> bool {
+        let Some(called) = contract::called(ctx) else {
+            return false;
+        };
+        match &called.op().body {
+            // Over HTTP/2 a body may come without Content-Length: read it to know.
+            None => super::attack_detection::may_have_body(head) && !Self::announces_body(head),
+            Some(_) => Self::content_type(head)
+                .and_then(|ct| called.op().media_for(ct))
+                .is_some_and(|m| m.json),
+        }
+    }
+
+    fn request_body(
+        &self,
+        ctx: &mut RequestCtx,
+        head: &mut request::Parts,
+        body: &Bytes,
+    ) -> Verdict {
+        let Some(called) = contract::called(ctx).cloned() else {
+            return Verdict::Continue;
+        };
+        if !self.needs_body(ctx, head) {
+            return Verdict::Continue;
+        }
+        let op = called.op();
+        let media = Self::content_type(head).and_then(|ct| op.media_for(ct));
+        let Some(media) = media else {
+            if !body.is_empty() {
+                let v = vec![Violation {
+                    location: "body".into(),
+                    rule: "undeclared-body",
+                }];
+                return Self::invalid(ctx, &called, v);
+            }
+            return Verdict::Continue;
+        };
+        if body.is_empty() {
+            let required = op.body.as_ref().is_some_and(|b| b.required);
+            if required {
+                let v = vec![Violation {
+                    location: "body".into(),
+                    rule: "required",
+                }];
+                return Self::invalid(ctx, &called, v);
+            }
+            return Verdict::Continue;
+        }
+        let mut value = match called.body.as_deref() {
+            Some(v) => v.clone(),
+            None => match serde_json::from_slice(body) {
+                Ok(v) => v,
+                Err(_) => {
+                    let v = vec![Violation {
+                        location: "body".into(),
+                        rule: "json-syntax",
+                    }];
+                    return Self::invalid(ctx, &called, v);
+                }
+            },
+        };
+        let mut violations = Vec::new();
+        check_json_limits(&value, &called.api.limits, &mut violations);
+        if violations.is_empty() {
+            called
+                .api
+                .contract
+                .check_body(media, &mut value, &mut violations);
+        }
+        if violations.is_empty() {
+            Verdict::Continue
+        } else {
+            Self::invalid(ctx, &called, violations)
+        }
+    }
+
+    fn response_body_limit(&self, ctx: &RequestCtx, head: &response::Parts) -> Option<u64> {
+        let c = contract::called(ctx)?;
+        let ct = crate::headers::media_type(&head.headers);
+        (c.api.responses != ResponseMode::Off
+            && c.op().has_response_schemas()
+            && is_json(&ct)
+            && super::data_protection::has_body(ctx, head)
+            && !super::data_protection::encoded(head))
+        .then_some(c.api.max_response_bytes)
+    }
+
+    fn response_body(
+        &self,
+        ctx: &mut RequestCtx,
+        head: &mut response::Parts,
+        body: &mut Bytes,
+    ) -> Verdict {
+        let Some(called) = contract::called(ctx).cloned() else {
+            return Verdict::Continue;
+        };
+        if body.is_empty() {
+            return Verdict::Continue;
+        }
+        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
+            contract::record(ctx, NAME, "response-not-json", "body", true);
+            return Verdict::Continue;
+        };
+        let Some(found) =
+            called
+                .api
+                .contract
+                .filter_response(called.op(), head.status.as_u16(), &mut value)
+        else {
+            return Verdict::Continue;
+        };
+        if found.is_empty() {
+            return Verdict::Continue;
+        }
+        let strict = called.api.responses == ResponseMode::Strict && !called.api.monitor;
+        for v in found.iter().take(MAX_VIOLATIONS) {
+            ctx.findings.push(crate::context::Finding {
+                check: NAME,
+                kind: format!("response-{}", v.rule),
+                location: v.location.clone(),
+                action: if called.api.monitor {
+                    "alert"
+                } else if strict {
+                    "block"
+                } else {
+                    "remove"
+                },
+                ..Default::default()
+            });
+        }
+        if called.api.monitor {
+            return Verdict::Continue;
+        }
+        if strict {
+            return Verdict::reject(ProblemKind::UpstreamError, "response-contract-violated");
+        }
+        let new = Bytes::from(serde_json::to_vec(&value).expect("a JSON value always serializes"));
+        crate::problem::replace_body(head, body, new);
+        Verdict::Continue
+    }
+
+    fn response_oversized(&self, ctx: &mut RequestCtx, _head: &mut response::Parts) -> Verdict {
+        let Some(called) = contract::called(ctx).cloned() else {
+            return Verdict::Continue;
+        };
+        if called.api.responses == ResponseMode::Strict && !called.api.monitor {
+            contract::record(ctx, NAME, "response-not-inspectable", "body", false);
+            return Verdict::reject(ProblemKind::UpstreamError, "response-not-inspectable");
+        }
+        contract::record(ctx, NAME, "response-not-inspectable", "body", true);
+        Verdict::Continue
+    }
+}
