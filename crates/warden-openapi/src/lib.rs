@@ -9,6 +9,7 @@ pub mod load;
 pub mod router;
 pub mod rules;
 pub mod schema;
+pub mod shape;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use load::{escape, Loader};
 use router::Template;
 pub use rules::{Rule, Vars};
 pub use schema::Validator;
+use shape::{Direction, Shapes};
 
 /// At most this many violations are listed for one request (the rest adds nothing).
 pub const MAX_VIOLATIONS: usize = 20;
@@ -94,8 +96,8 @@ pub struct Media {
     pub range: String,
     pub json: bool,
     pub validator: Option<Validator>,
-    /// The schema as the spec gives it, for the walk over declared properties.
-    schema: Option<Value>,
+    /// Its shape, for the walk over declared properties.
+    shape: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -128,8 +130,8 @@ pub struct Operation {
     pub exempt_roles: Vec<String>,
     pub params: Vec<Param>,
     pub body: Option<RequestBody>,
-    /// Status (`200`, `2XX`, `default`) → the JSON schema of its body, if it declares one.
-    responses: Vec<(String, Option<Value>)>,
+    /// Status (`200`, `2XX`, `default`) → the shape of its JSON body, if it declares one.
+    responses: Vec<(String, Option<usize>)>,
 }
 
 /// The outcome of looking a request up.
@@ -152,7 +154,7 @@ pub struct Contract {
     pub v30: bool,
     /// The path the API is served under (from `servers[0]`), without a trailing `/`.
     pub base_path: String,
-    doc: Value,
+    shapes: Shapes,
     pub operations: Vec<Operation>,
     /// Operation indexes in matching order (most specific template first).
     order: Vec<usize>,
@@ -189,6 +191,7 @@ impl Contract {
         };
         let root_security = doc.get("security");
         let mut operations = Vec::new();
+        let mut shapes = Shapes::default();
         let paths = doc.get("paths").and_then(Value::as_object);
         for (p, item) in paths.into_iter().flatten() {
             let item_ptr = format!("/paths/{}", escape(p));
@@ -200,6 +203,7 @@ impl Contract {
                 let ptr = format!("{item_ptr}/{m}");
                 operations.push(compile_op(
                     &doc,
+                    &mut shapes,
                     v30,
                     &template,
                     m,
@@ -218,7 +222,7 @@ impl Contract {
             title,
             v30,
             base_path,
-            doc,
+            shapes,
             operations,
             order,
         })
@@ -288,14 +292,8 @@ impl Contract {
         status: u16,
         body: &mut Value,
     ) -> Option<Vec<Violation>> {
-        let schema = op.response_schema(status)?;
-        Some(schema::declared(
-            &self.doc,
-            schema,
-            body,
-            "body",
-            schema::Direction::Response,
-        ))
+        let shape = op.response_shape(status)?;
+        Some(self.shapes.walk(shape, body, "body", Direction::Response))
     }
 
     /// Checks a JSON request body: its schema's constraints, then undeclared and `readOnly`
@@ -304,14 +302,8 @@ impl Contract {
         if let Some(v) = &media.validator {
             v.check(body, "body", out);
         }
-        if let Some(schema) = &media.schema {
-            out.extend(schema::declared(
-                &self.doc,
-                schema,
-                body,
-                "body",
-                schema::Direction::Request,
-            ));
+        if let Some(shape) = media.shape {
+            out.extend(self.shapes.walk(shape, body, "body", Direction::Request));
         }
         out.sort_by(|a, b| a.location.cmp(&b.location));
         out.dedup();
@@ -338,7 +330,7 @@ impl Operation {
         security && role && self.scopes.iter().all(|s| scopes.contains(s))
     }
 
-    fn response_schema(&self, status: u16) -> Option<&Value> {
+    fn response_shape(&self, status: u16) -> Option<usize> {
         let exact = status.to_string();
         let class = format!("{}XX", status / 100);
         ["exact", "class", "default"].iter().find_map(|which| {
@@ -350,7 +342,7 @@ impl Operation {
             self.responses
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, s)| s.as_ref())
+                .map(|(_, s)| *s)
         })?
     }
 
@@ -654,6 +646,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 #[allow(clippy::too_many_arguments)]
 fn compile_op(
     doc: &Value,
+    shapes: &mut Shapes,
     v30: bool,
     template: &Template,
     method: &str,
@@ -834,12 +827,15 @@ fn compile_op(
                     ),
                     _ => None,
                 };
-                let schema = if json { m.get("schema").cloned() } else { None };
+                let shape = match (json, m.get("schema")) {
+                    (true, Some(s)) => Some(shapes.build(doc, &[s])),
+                    _ => None,
+                };
                 media.push(Media {
                     range: essence,
                     json,
                     validator,
-                    schema,
+                    shape,
                 });
             }
             Some(RequestBody {
@@ -861,7 +857,7 @@ fn compile_op(
             .and_then(Value::as_object)
             .and_then(|c| c.iter().find(|(k, _)| is_json(&k.to_ascii_lowercase())))
             .and_then(|(_, m)| m.get("schema"))
-            .cloned();
+            .map(|s| shapes.build(doc, &[s]));
         responses.push((status.clone(), schema));
     }
     Ok(Operation {

@@ -2,17 +2,15 @@
 //!
 //! Values are checked against their JSON Schema constraints by the `jsonschema` crate, compiled
 //! once per schema (OpenAPI 3.0 keywords translated to 2020-12 first). What JSON Schema does not
-//! say by default, that a property the schema does not name is unwelcome, is decided by our own
-//! walk (`declared`), which follows `$ref`, `allOf`, `anyOf` and `oneOf` and collects every
-//! property any of them names: in a request an undeclared or `readOnly` property is a violation
-//! (mass assignment), in a response an undeclared or `writeOnly` one is removed (excessive data
-//! exposure). Adding `unevaluatedProperties: false` to the schemas instead would report the
-//! properties of a failing `allOf` member as undeclared, which misleads the client.
+//! say by default, that a property the schema does not name is unwelcome, is decided by
+//! `shape.rs`.
 
 use serde_json::{json, Map, Value};
 
 use crate::load::{at, decode_fragment, BUNDLED};
 use crate::Violation;
+
+pub(crate) use crate::shape::push_segment;
 
 /// How deep `$ref` chains and schema nesting are followed before giving up (cycles, abuse).
 const MAX_DEPTH: usize = 64;
@@ -284,217 +282,9 @@ fn keyword(k: &str) -> &'static str {
     KNOWN.iter().find(|n| **n == k).copied().unwrap_or("schema")
 }
 
-/// `.name` for a tame property name or `[3]` for an index; anything else is not repeated back to
-/// the client (it came from the request).
+/// `.name`, `[n]` or `.<property>` (see [`push_segment`]).
 pub(crate) fn segment(name: &str) -> String {
-    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
-        format!("[{name}]")
-    } else if !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'$')
-    {
-        format!(".{name}")
-    } else {
-        ".<property>".to_string()
-    }
-}
-
-/// Which way a value travels: what is unwelcome differs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// Undeclared and `readOnly` properties are reported; the value is left as it is.
-    Request,
-    /// Undeclared and `writeOnly` properties are removed, and reported.
-    Response,
-}
-
-/// Walks `value` along `schema` (see the module doc). Returns (location, rule) for each
-/// property that should not be there; never the values.
-pub(crate) fn declared(
-    doc: &Value,
-    schema: &Value,
-    value: &mut Value,
-    base: &str,
-    dir: Direction,
-) -> Vec<Violation> {
-    let mut found = Vec::new();
-    let mut loc = base.to_string();
-    filter(doc, schema, value, &mut loc, &mut found, dir, 0);
-    found
-}
-
-fn resolve<'d>(doc: &'d Value, mut schema: &'d Value) -> &'d Value {
-    for _ in 0..MAX_DEPTH {
-        match schema
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.strip_prefix('#'))
-            .and_then(|p| at(doc, &decode_fragment(p)))
-        {
-            Some(t) => schema = t,
-            None => return schema,
-        }
-    }
-    schema
-}
-
-/// What an object schema (with its compositions) says about properties.
-#[derive(Default)]
-struct Shape<'d> {
-    declared: Vec<(&'d str, &'d Value)>,
-    /// Some schema names properties: only then are others undeclared.
-    named: bool,
-    /// `additionalProperties` other than `false` somewhere: extras are allowed (and this is
-    /// their schema, when one is given).
-    extra: Option<&'d Value>,
-    open: bool,
-}
-
-fn shape<'d>(doc: &'d Value, schema: &'d Value, out: &mut Shape<'d>, depth: usize) {
-    if depth > MAX_DEPTH {
-        out.open = true;
-        return;
-    }
-    let schema = resolve(doc, schema);
-    if let Some(Value::Object(props)) = schema.get("properties") {
-        out.named = true;
-        for (k, v) in props {
-            out.declared.push((k.as_str(), v));
-        }
-    }
-    match schema.get("additionalProperties") {
-        Some(Value::Bool(false)) | None => {}
-        Some(Value::Bool(true)) => out.open = true,
-        Some(s) => {
-            out.extra = Some(s);
-        }
-    }
-    if schema.get("patternProperties").is_some() {
-        out.open = true;
-    }
-    for key in ["allOf", "anyOf", "oneOf"] {
-        if let Some(Value::Array(items)) = schema.get(key) {
-            for s in items {
-                shape(doc, s, out, depth + 1);
-            }
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-/// Whether a schema (through `$ref` and `allOf`) carries `flag: true`.
-fn flagged(doc: &Value, schema: &Value, flag: &str, depth: usize) -> bool {
-    let schema = resolve(doc, schema);
-    if schema.get(flag) == Some(&Value::Bool(true)) {
-        return true;
-    }
-    depth < MAX_DEPTH
-        && schema
-            .get("allOf")
-            .and_then(Value::as_array)
-            .is_some_and(|all| all.iter().any(|s| flagged(doc, s, flag, depth + 1)))
-}
-
-fn filter(
-    doc: &Value,
-    schema: &Value,
-    value: &mut Value,
-    loc: &mut String,
-    found: &mut Vec<Violation>,
-    dir: Direction,
-    depth: usize,
-) {
-    if depth > MAX_DEPTH || (dir == Direction::Request && found.len() >= crate::MAX_VIOLATIONS) {
-        return;
-    }
-    match value {
-        Value::Object(map) => {
-            let mut s = Shape::default();
-            shape(doc, schema, &mut s, 0);
-            if !s.named && s.extra.is_none() {
-                // A free-form object: nothing to hold it against.
-                return;
-            }
-            let keys: Vec<String> = map.keys().cloned().collect();
-            for k in keys {
-                let len = loc.len();
-                loc.push_str(&segment(&k));
-                // A property several members of a composition declare (`allOf: [Base, Extra]`
-                // both naming `payment`) is held against all of their schemas at once.
-                let mut subs = s.declared.iter().filter(|(n, _)| *n == k).map(|(_, v)| *v);
-                let merged;
-                let declared = match (subs.next(), subs.next()) {
-                    (Some(one), None) => Some(one),
-                    (Some(a), Some(b)) => {
-                        let mut all = vec![a.clone(), b.clone()];
-                        all.extend(subs.cloned());
-                        merged = json!({ "allOf": all });
-                        Some(&merged)
-                    }
-                    _ => None,
-                };
-                let hidden = match dir {
-                    Direction::Request => "readOnly",
-                    Direction::Response => "writeOnly",
-                };
-                let mut unwelcome = |rule: &'static str| {
-                    if dir == Direction::Response {
-                        map.remove(&k);
-                    }
-                    found.push(Violation {
-                        location: loc.clone(),
-                        rule,
-                    });
-                };
-                match declared {
-                    Some(sub) if flagged(doc, sub, hidden, 0) => {
-                        unwelcome(if dir == Direction::Request {
-                            "read-only"
-                        } else {
-                            "write-only"
-                        });
-                    }
-                    Some(sub) => {
-                        if let Some(v) = map.get_mut(&k) {
-                            filter(doc, sub, v, loc, found, dir, depth + 1);
-                        }
-                    }
-                    None if s.open => {}
-                    None => match s.extra {
-                        Some(extra) => {
-                            if let Some(v) = map.get_mut(&k) {
-                                filter(doc, extra, v, loc, found, dir, depth + 1);
-                            }
-                        }
-                        None => unwelcome("undeclared-property"),
-                    },
-                }
-                loc.truncate(len);
-            }
-        }
-        Value::Array(items) => {
-            let schema = resolve(doc, schema);
-            let item_schema = schema.get("items").or_else(|| {
-                // A composition of array schemas: use the first that says what its items are.
-                ["allOf", "anyOf", "oneOf"].iter().find_map(|k| {
-                    schema
-                        .get(*k)?
-                        .as_array()?
-                        .iter()
-                        .find_map(|s| resolve(doc, s).get("items"))
-                })
-            });
-            if let Some(item_schema) = item_schema {
-                for (i, v) in items.iter_mut().enumerate() {
-                    let len = loc.len();
-                    loc.push_str(&format!("[{i}]"));
-                    filter(doc, item_schema, v, loc, found, dir, depth + 1);
-                    loc.truncate(len);
-                }
-            }
-        }
-        _ => {}
-    }
+    let mut s = String::new();
+    push_segment(&mut s, name);
+    s
 }

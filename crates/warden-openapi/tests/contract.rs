@@ -326,3 +326,70 @@ fn a_spec_that_cannot_load_names_the_file_the_pointer_and_the_line() {
     assert_eq!(e.pointer, "/paths/~1a/get/parameters/0/schema", "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+proptest::proptest! {
+    // Whatever the upstream answers, what leaves holds only declared, readable properties, and a
+    // second pass finds nothing more to remove.
+    #[test]
+    fn filtered_responses_hold_only_declared_fields(value in json_value()) {
+        let c = shop();
+        let Match::Found { op, .. } = c.find(&Method::POST, "/api/v2/accounts") else { panic!() };
+        let mut v = value;
+        let _ = c.filter_response(op, 201, &mut v);
+        if let Some(obj) = v.as_object() {
+            for k in obj.keys() {
+                proptest::prop_assert!(["id", "created", "owner", "name", "address", "tags", "meta", "kind"].contains(&k.as_str()), "{k}");
+            }
+            if let Some(addr) = obj.get("address").and_then(Value::as_object) {
+                for k in addr.keys() {
+                    proptest::prop_assert!(["street", "city", "country"].contains(&k.as_str()), "{k}");
+                }
+            }
+        }
+        proptest::prop_assert!(c.filter_response(op, 201, &mut v).unwrap().is_empty());
+    }
+
+    // A request body never makes the check panic, and what it reports never carries a value.
+    #[test]
+    fn request_checks_report_locations_not_values(value in json_value()) {
+        let c = shop();
+        let Match::Found { op, .. } = c.find(&Method::POST, "/api/v2/accounts") else { panic!() };
+        let media = op.media_for("application/json").unwrap();
+        let mut v = value;
+        let mut out = Vec::new();
+        check_json_limits(&v, &JsonLimits::default(), &mut out);
+        c.check_body(media, &mut v, &mut out);
+        for viol in out {
+            proptest::prop_assert!(viol.location.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-$.[]<>".contains(&b)), "{}", viol.location);
+        }
+    }
+}
+
+fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let key = prop_oneof![
+        Just("id".to_string()),
+        Just("owner".to_string()),
+        Just("name".to_string()),
+        Just("pin".to_string()),
+        Just("address".to_string()),
+        Just("city".to_string()),
+        Just("meta".to_string()),
+        Just("tags".to_string()),
+        "[a-z]{1,6}",
+        ".{0,8}",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        ".{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(key.clone(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
