@@ -456,3 +456,43 @@ fn a_spec_that_cannot_load_is_a_config_error_naming_the_file_pointer_and_line() 
         "{msg}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_overrides_operations_and_rules_read_headers_and_token_claims() {
+    let (gw, _) = shop(", operations: {listAccounts: {roles: [], owner: \"headers['x-tenant'] == caller.claims.tenant\"}}").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({"iss": "https://idp.test", "aud": "shop", "sub": "alice", "scope": "shop:read",
+                        "tenant": "t1", "iat": now, "exp": now + 600});
+    let alice = encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let get = |tenant: Option<&'static str>| {
+        let mut req = Request::get(url(&gw, "/api/v2/accounts"))
+            .header("authorization", format!("Bearer {alice}"));
+        if let Some(t) = tenant {
+            req = req.header("x-tenant", t);
+        }
+        send_owned(req.body(empty()).unwrap())
+    };
+    assert_eq!(
+        get(Some("t1")).await,
+        StatusCode::OK,
+        "the role requirement is lifted, the rule holds"
+    );
+    assert_eq!(get(Some("t2")).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(None).await,
+        StatusCode::FORBIDDEN,
+        "a rule that cannot be evaluated fails closed"
+    );
+}
+
+async fn send_owned(req: Request<warden_gateway::body::GatewayBody>) -> StatusCode {
+    send(&h1_client(), req).await.0
+}

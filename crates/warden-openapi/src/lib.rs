@@ -5,6 +5,7 @@
 //!
 //! Pure after load: no I/O, no clock. The gateway's `openapi` checks call into it.
 
+pub mod lint;
 pub mod load;
 pub mod router;
 pub mod rules;

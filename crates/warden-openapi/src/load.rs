@@ -64,9 +64,33 @@ struct File {
 pub(crate) struct Loader {
     files: HashMap<PathBuf, File>,
     pub root: PathBuf,
+    /// Where each bundled slot came from: (file, pointer in that file).
+    origins: Vec<(PathBuf, String)>,
 }
 
 impl Loader {
+    /// The file and line a pointer into the bundled document came from.
+    pub fn origin(&self, pointer: &str) -> (PathBuf, String, Option<usize>) {
+        let bundled = pointer
+            .strip_prefix(&format!("/{BUNDLED}/"))
+            .and_then(|rest| {
+                let (n, tail) = rest.split_once('/').unwrap_or((rest, ""));
+                let (file, base) = self.origins.get(n.parse::<usize>().ok()?)?;
+                let tail = if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{tail}")
+                };
+                Some((file.clone(), format!("{base}{tail}")))
+            });
+        let (file, pointer) = bundled.unwrap_or_else(|| (self.root.clone(), pointer.to_string()));
+        let line = self
+            .files
+            .get(&file)
+            .and_then(|f| line_of(&f.text, &pointer));
+        (file, pointer, line)
+    }
+
     pub fn error(&self, file: &Path, pointer: &str, message: impl Into<String>) -> SpecError {
         let line = self.files.get(file).and_then(|f| line_of(&f.text, pointer));
         SpecError {
@@ -109,6 +133,7 @@ impl Loader {
         let mut loader = Loader {
             files: HashMap::new(),
             root: root.clone(),
+            origins: Vec::new(),
         };
         let mut doc = loader.read(&root)?.clone();
         if !doc.is_object() {
@@ -193,6 +218,7 @@ impl Loader {
                                 };
                                 let slot = bundle.assigned.len().to_string();
                                 bundle.assigned.insert(key, slot.clone());
+                                self.origins.push((target_file.clone(), fragment.clone()));
                                 let mut found = found;
                                 let mut inner = fragment.clone();
                                 self.rewrite(&target_file, &mut found, &mut inner, bundle)?;

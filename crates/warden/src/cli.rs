@@ -52,9 +52,24 @@ pub enum Command {
     /// The audit trail in the data folder: verify it, query it, export it.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Audit an OpenAPI spec for security gaps, like a compiler: rule, severity, file:line, fix;
+    /// and a score out of 100.
+    Lint(LintArgs),
     /// Run only the bundled example API (deliberately naive; never expose it).
     #[command(hide = true)]
     DemoApi(DemoApiArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LintArgs {
+    /// The OpenAPI 3.0/3.1 spec (YAML or JSON; `$ref`s into other files are followed).
+    pub spec: PathBuf,
+    /// `text` (the default) or `json` (one document: findings and score).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    /// Exit 1 when a finding has this severity or worse: info, low, medium, high, critical.
+    #[arg(long, value_parser = ["info", "low", "medium", "high", "critical"])]
+    pub fail_on: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -6,6 +6,7 @@ mod cli;
 mod data_dir;
 mod demo;
 mod keys;
+mod lint;
 mod logging;
 mod pii;
 mod serve;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
             Command::Keys(cmd) => keys::run(cmd, cli.data_dir),
             Command::Audit(cmd) => audit::run(cmd, cli.data_dir),
             Command::Sign(args) => sign::run(args),
+            Command::Lint(args) => lint::run(args),
             Command::DemoApi(args) => demo::api::run_standalone(args).await,
         }
     });

@@ -883,3 +883,36 @@ fn a_reload_with_a_broken_spec_keeps_the_old_contract() {
         "only what shared.yaml declares"
     );
 }
+
+#[test]
+fn lint_reports_like_a_compiler_and_fails_on_request() {
+    let dir = temp_dir("lint");
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo-openapi.yaml");
+    let spec = spec.to_str().unwrap();
+    let (code, out, err) = warden(&dir, &["lint", spec]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("demo-openapi.yaml:12: high [plain-http-server]"),
+        "{out}"
+    );
+    assert!(out.contains("    fix: "), "{out}");
+    assert!(out.contains("score ") && out.contains("/100"), "{out}");
+    let (code, out, _) = warden(&dir, &["lint", spec, "--format", "json"]);
+    assert_eq!(code, Some(0));
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(doc["score"].as_u64().unwrap() < 100);
+    assert!(doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["rule"] == "sequential-id" && f["line"].is_u64()));
+    let (code, _, err) = warden(&dir, &["lint", spec, "--fail-on", "high"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--fail-on"), "{err}");
+    let (code, _, err) = warden(&dir, &["lint", "/nonexistent/spec.yaml"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("/nonexistent/spec.yaml") && err.contains("cannot read"),
+        "{err}"
+    );
+}

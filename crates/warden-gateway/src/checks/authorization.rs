@@ -20,6 +20,14 @@ use crate::pipeline::Check;
 
 const NAME: &str = "authorization";
 
+/// Headers rules never see.
+const CREDENTIAL_HEADERS: [&str; 4] = [
+    "authorization",
+    "cookie",
+    "x-api-key",
+    "proxy-authorization",
+];
+
 pub struct AuthorizationCheck {
     routes: Vec<Option<Arc<Enforced>>>,
 }
@@ -243,6 +251,22 @@ impl Check for AuthorizationCheck {
                         header::ACCEPT_ENCODING,
                         HeaderValue::from_static("identity"),
                     );
+                }
+                let mut params = params;
+                if op.owner.is_some() || op.response_owner.is_some() {
+                    // Rules may read any header (`headers["x-tenant"]`), declared ones typed;
+                    // never the credentials, which are Warden's business.
+                    for (name, value) in &head.headers {
+                        let n = name.as_str();
+                        if CREDENTIAL_HEADERS.contains(&n) || params.headers.contains_key(n) {
+                            continue;
+                        }
+                        if let Ok(v) = value.to_str() {
+                            params
+                                .headers
+                                .insert(n.to_string(), Value::String(v.to_string()));
+                        }
+                    }
                 }
                 ctx.ext.insert(Called {
                     api: api.clone(),
