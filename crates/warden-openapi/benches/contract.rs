@@ -19,6 +19,7 @@ fn bench(c: &mut Criterion) {
     let contract = Contract::load(&corpus("order-spec.yaml"), None).unwrap();
     let order = std::fs::read(corpus("order.json")).unwrap();
     let answer = std::fs::read(corpus("order-response.json")).unwrap();
+    let clean = std::fs::read(corpus("order-response-clean.json")).unwrap();
     let Match::Found { op, .. } = contract.find(&Method::POST, "/v1/orders") else {
         panic!()
     };
