@@ -70,6 +70,12 @@ fn bench(c: &mut Criterion) {
             serde_json::to_vec(&v).unwrap()
         })
     });
+    c.bench_function("filter response, answer as declared (parse, check)", |b| {
+        b.iter(|| {
+            let mut v: Value = serde_json::from_slice(&clean).unwrap();
+            assert!(contract.filter_response(op, 200, &mut v).unwrap().is_empty());
+        })
+    });
 }
 
 criterion_group!(benches, bench);
