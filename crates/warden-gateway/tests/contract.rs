@@ -279,6 +279,21 @@ async fn requests_are_validated_strictly_and_violations_listed_without_values() 
         "{}",
         String::from_utf8_lossy(&b)
     );
+    // A key named twice: parsers disagree on which counts, so it is refused.
+    let req = Request::post(url(&gw, "/api/v2/accounts"))
+        .header("authorization", format!("Bearer {writer}"))
+        .header("content-type", "application/json")
+        .body(full_body(
+            r#"{"owner": "alice", "name": "n", "owner": "bob"}"#.into(),
+        ))
+        .unwrap();
+    let (s, _, b) = send(&h1_client(), req).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let text = String::from_utf8_lossy(&b);
+    assert!(
+        text.contains(r#"{"location":"body","rule":"duplicate-key"}"#),
+        "{text}"
+    );
     let req = Request::get(url(&gw, "/api/v2/accounts/alice/items/7"))
         .header("authorization", format!("Bearer {reader}"))
         .header("content-type", "application/json")

@@ -73,7 +73,31 @@ fn bench(c: &mut Criterion) {
     c.bench_function("filter response, answer as declared (parse, check)", |b| {
         b.iter(|| {
             let mut v: Value = serde_json::from_slice(&clean).unwrap();
-            assert!(contract.filter_response(op, 200, &mut v).unwrap().is_empty());
+            assert!(contract
+                .filter_response(op, 200, &mut v)
+                .unwrap()
+                .is_empty());
+        })
+    });
+    let answer = String::from_utf8(answer.clone()).unwrap();
+    let clean = String::from_utf8(clean.clone()).unwrap();
+    c.bench_function("text filter (what the gateway runs)", |b| {
+        b.iter(|| {
+            let (found, new) = contract
+                .filter_response_text(op, 200, &answer)
+                .unwrap()
+                .unwrap();
+            assert_eq!(found.len(), 4);
+            new.unwrap().len()
+        })
+    });
+    c.bench_function("text filter, answer as declared", |b| {
+        b.iter(|| {
+            let (found, new) = contract
+                .filter_response_text(op, 200, &clean)
+                .unwrap()
+                .unwrap();
+            assert!(found.is_empty() && new.is_none());
         })
     });
 }

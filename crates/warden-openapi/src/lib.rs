@@ -11,6 +11,7 @@ pub mod router;
 pub mod rules;
 pub mod schema;
 pub mod shape;
+pub mod strict_json;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -295,6 +296,19 @@ impl Contract {
     ) -> Option<Vec<Violation>> {
         let shape = op.response_shape(status)?;
         Some(self.shapes.walk(shape, body, "body", Direction::Response))
+    }
+
+    /// The same on the response's text, without building a tree: `Ok((found, None))` when
+    /// nothing was removed (the text stays as it came), `Ok((found, Some(new)))` otherwise.
+    /// `None` when the operation declares no JSON schema for this status.
+    pub fn filter_response_text(
+        &self,
+        op: &Operation,
+        status: u16,
+        text: &str,
+    ) -> Option<shape::Filtered> {
+        let shape = op.response_shape(status)?;
+        Some(self.shapes.filter_text(shape, text, "body"))
     }
 
     /// Checks a JSON request body: its schema's constraints, then undeclared and `readOnly`

@@ -300,3 +300,242 @@ pub(crate) fn push_segment(loc: &mut String, name: &str) {
         loc.push_str(".<property>");
     }
 }
+
+/// A response filter that works on the text itself: no tree is built, members are removed by
+/// splicing, and an answer with nothing to remove is left byte for byte as it came.
+struct TextWalk<'t, 's> {
+    text: &'t str,
+    b: &'t [u8],
+    i: usize,
+    shapes: &'s Shapes,
+    loc: String,
+    found: Vec<Violation>,
+    edits: Vec<std::ops::Range<usize>>,
+}
+
+/// Not JSON (the walk stops at the first thing that is not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotJson;
+
+/// What the text filter found, and the new text when it removed something.
+pub type Filtered = Result<(Vec<Violation>, Option<String>), NotJson>;
+
+impl Shapes {
+    /// Removes undeclared and `writeOnly` members from a JSON text along shape `node`. Returns
+    /// what was found and, when something was removed, the new text.
+    pub fn filter_text(&self, node: usize, text: &str, base: &str) -> Filtered {
+        let mut w = TextWalk {
+            text,
+            b: text.as_bytes(),
+            i: 0,
+            shapes: self,
+            loc: base.to_string(),
+            found: Vec::new(),
+            edits: Vec::new(),
+        };
+        w.ws();
+        w.value(Some(node), 0)?;
+        w.ws();
+        if w.i != w.b.len() {
+            return Err(NotJson);
+        }
+        if w.edits.is_empty() {
+            return Ok((w.found, None));
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for e in &w.edits {
+            out.push_str(&text[at..e.start]);
+            at = e.end;
+        }
+        out.push_str(&text[at..]);
+        Ok((w.found, Some(out)))
+    }
+}
+
+impl TextWalk<'_, '_> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), NotJson> {
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(NotJson)
+        }
+    }
+
+    fn value(&mut self, node: Option<usize>, depth: usize) -> Result<(), NotJson> {
+        if depth > 128 {
+            return Err(NotJson);
+        }
+        match self.b.get(self.i) {
+            Some(b'{') => self.object(node, depth),
+            Some(b'[') => self.array(node, depth),
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b't') => self.word(b"true"),
+            Some(b'f') => self.word(b"false"),
+            Some(b'n') => self.word(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(NotJson),
+        }
+    }
+
+    fn word(&mut self, w: &[u8]) -> Result<(), NotJson> {
+        if self.b[self.i..].starts_with(w) {
+            self.i += w.len();
+            Ok(())
+        } else {
+            Err(NotJson)
+        }
+    }
+
+    fn number(&mut self) -> Result<(), NotJson> {
+        let start = self.i;
+        while let Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') = self.b.get(self.i) {
+            self.i += 1;
+        }
+        // The grammar in detail is serde_json's business: only what it accepts is ever passed on.
+        std::str::from_utf8(&self.b[start..self.i])
+            .ok()
+            .and_then(|n| n.parse::<f64>().ok())
+            .map(|_| ())
+            .ok_or(NotJson)
+    }
+
+    /// Skips a string; returns its raw contents (escapes still in) and whether it had any.
+    fn string(&mut self) -> Result<(usize, usize, bool), NotJson> {
+        self.expect(b'"')?;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            match self.b.get(self.i) {
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok((start, self.i - 1, escaped));
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.i += 2;
+                }
+                Some(c) if *c < 0x20 => return Err(NotJson),
+                Some(_) => self.i += 1,
+                None => return Err(NotJson),
+            }
+        }
+    }
+
+    fn object(&mut self, node: Option<usize>, depth: usize) -> Result<(), NotJson> {
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        let shape = node.and_then(|n| self.shapes.nodes[n].object.as_ref());
+        // Runs of removed members, closed by the next kept member or by the object's end, become
+        // one edit each, so the commas between members always stay right.
+        let mut last_kept_end: Option<usize> = None;
+        let mut run_start: Option<usize> = None;
+        let mut last_end;
+        loop {
+            self.ws();
+            let member_start = self.i;
+            let (ks, ke, escaped) = self.string()?;
+            let key: std::borrow::Cow<'_, str> = if escaped {
+                serde_json::from_str::<String>(&self.text[ks - 1..=ke])
+                    .map_err(|_| NotJson)?
+                    .into()
+            } else {
+                self.text[ks..ke].into()
+            };
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            let (next, rule) = match shape {
+                None => (None, None),
+                Some(s) => match s.props.get(key.as_ref()) {
+                    Some(p) if p.write_only => (None, Some("write-only")),
+                    Some(p) => (Some(p.node), None),
+                    None if s.open => (None, None),
+                    None => match s.extra {
+                        Some(e) => (Some(e), None),
+                        None => (None, Some("undeclared-property")),
+                    },
+                },
+            };
+            let descend = next.is_some() && matches!(self.b.get(self.i), Some(b'{' | b'['));
+            let len = self.loc.len();
+            if descend || rule.is_some() {
+                push_segment(&mut self.loc, &key);
+            }
+            if descend {
+                self.value(next, depth + 1)?;
+            } else {
+                self.value(None, depth + 1)?;
+            }
+            if let Some(rule) = rule {
+                self.found.push(Violation {
+                    location: self.loc.clone(),
+                    rule,
+                });
+                run_start.get_or_insert(member_start);
+            } else {
+                if let Some(s) = run_start.take() {
+                    self.edits.push(s..member_start);
+                }
+                last_kept_end = Some(self.i);
+            }
+            self.loc.truncate(len);
+            last_end = self.i;
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    if let Some(s) = run_start {
+                        self.edits.push(last_kept_end.unwrap_or(s)..last_end);
+                    }
+                    return Ok(());
+                }
+                _ => return Err(NotJson),
+            }
+        }
+    }
+
+    fn array(&mut self, node: Option<usize>, depth: usize) -> Result<(), NotJson> {
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            return Ok(());
+        }
+        let items = node.and_then(|n| self.shapes.nodes[n].items);
+        let mut n = 0usize;
+        loop {
+            self.ws();
+            if items.is_some() && matches!(self.b.get(self.i), Some(b'{' | b'[')) {
+                let len = self.loc.len();
+                let _ = write!(self.loc, "[{n}]");
+                self.value(items, depth + 1)?;
+                self.loc.truncate(len);
+            } else {
+                self.value(None, depth + 1)?;
+            }
+            n += 1;
+            self.ws();
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(NotJson),
+            }
+        }
+    }
+}

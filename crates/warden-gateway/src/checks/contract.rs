@@ -84,12 +84,12 @@ pub fn called(ctx: &RequestCtx) -> Option<&Called> {
 }
 
 /// The request's JSON body, parsed once and kept for the other check.
-/// `None` when it is not JSON.
+/// `None` when it is not JSON, or names a key twice (validation says which).
 pub fn json_body(ctx: &mut RequestCtx, body: &Bytes) -> Option<Arc<Value>> {
     if let Some(v) = called(ctx).and_then(|c| c.body.clone()) {
         return Some(v);
     }
-    let v: Arc<Value> = Arc::new(serde_json::from_slice(body).ok()?);
+    let v: Arc<Value> = Arc::new(warden_openapi::strict_json::parse(body).ok()?);
     if let Some(c) = ctx.ext.get_mut::<Called>() {
         c.body = Some(v.clone());
     }

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 use http::header;
 use http::{request, response};
+use warden_openapi::strict_json::JsonProblem;
 use warden_openapi::{check_json_limits, is_json, Violation, MAX_VIOLATIONS};
 use warden_policy::{ProblemKind, Rejection, Verdict};
 
@@ -178,12 +179,16 @@ impl Check for ValidationCheck {
         }
         let mut value = match called.body.as_deref() {
             Some(v) => v.clone(),
-            None => match serde_json::from_slice(body) {
+            None => match warden_openapi::strict_json::parse(body) {
                 Ok(v) => v,
-                Err(_) => {
+                Err(problem) => {
+                    let rule = match problem {
+                        JsonProblem::DuplicateKey => "duplicate-key",
+                        JsonProblem::Syntax => "json-syntax",
+                    };
                     let v = vec![Violation {
                         location: "body".into(),
-                        rule: "json-syntax",
+                        rule,
                     }];
                     return Self::invalid(ctx, &called, v);
                 }
@@ -227,17 +232,20 @@ impl Check for ValidationCheck {
         if body.is_empty() {
             return Verdict::Continue;
         }
-        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
-            contract::record(ctx, NAME, "response-not-json", "body", true);
-            return Verdict::Continue;
-        };
-        let Some(found) =
+        let text = std::str::from_utf8(body).ok();
+        let filtered = text.and_then(|t| {
             called
                 .api
                 .contract
-                .filter_response(called.op(), head.status.as_u16(), &mut value)
-        else {
-            return Verdict::Continue;
+                .filter_response_text(called.op(), head.status.as_u16(), t)
+        });
+        let (found, new) = match (text, filtered) {
+            (Some(_), None) => return Verdict::Continue, // no schema for this status
+            (Some(_), Some(Ok(result))) => result,
+            _ => {
+                contract::record(ctx, NAME, "response-not-json", "body", true);
+                return Verdict::Continue;
+            }
         };
         if found.is_empty() {
             return Verdict::Continue;
@@ -264,8 +272,9 @@ impl Check for ValidationCheck {
         if strict {
             return Verdict::reject(ProblemKind::UpstreamError, "response-contract-violated");
         }
-        let new = Bytes::from(serde_json::to_vec(&value).expect("a JSON value always serializes"));
-        crate::problem::replace_body(head, body, new);
+        if let Some(new) = new {
+            crate::problem::replace_body(head, body, Bytes::from(new));
+        }
         Verdict::Continue
     }
 
