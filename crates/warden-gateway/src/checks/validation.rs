@@ -251,18 +251,33 @@ impl Check for ValidationCheck {
             return Verdict::Continue;
         }
         let strict = called.api.responses == ResponseMode::Strict && !called.api.monitor;
-        for v in found.iter().take(MAX_VIOLATIONS) {
+        // One finding per rule, naming the first few places: an upstream that leaks a field leaks
+        // it on every call, and each finding is counted, logged and audited.
+        let action = if called.api.monitor {
+            "alert"
+        } else if strict {
+            "block"
+        } else {
+            "remove"
+        };
+        for rule in ["undeclared-property", "write-only"] {
+            let places: Vec<&str> = found
+                .iter()
+                .filter(|v| v.rule == rule)
+                .map(|v| v.location.as_str())
+                .collect();
+            if places.is_empty() {
+                continue;
+            }
+            let mut location = places.iter().take(3).copied().collect::<Vec<_>>().join(",");
+            if places.len() > 3 {
+                location.push_str(&format!(" (+{} more)", places.len() - 3));
+            }
             ctx.findings.push(crate::context::Finding {
                 check: NAME,
-                kind: format!("response-{}", v.rule),
-                location: v.location.clone(),
-                action: if called.api.monitor {
-                    "alert"
-                } else if strict {
-                    "block"
-                } else {
-                    "remove"
-                },
+                kind: format!("response-{rule}"),
+                location,
+                action,
                 ..Default::default()
             });
         }
