@@ -342,6 +342,9 @@ impl Shapes {
         if w.edits.is_empty() {
             return Ok((w.found, None));
         }
+        // An object's edits are pushed as its members end, so a run closed by a kept member
+        // comes after the edits inside that member: put them in text order (they never overlap).
+        w.edits.sort_unstable_by_key(|e| e.start);
         let mut out = String::with_capacity(text.len());
         let mut at = 0;
         for e in &w.edits {

@@ -205,6 +205,23 @@ fn responses_lose_undeclared_and_write_only_fields() {
 }
 
 #[test]
+fn the_text_filter_splices_in_text_order() {
+    // Found by the property test: an undeclared member before a kept one whose inside also loses
+    // a member (the inner edit is recorded first).
+    let c = shop();
+    let Match::Found { op, .. } = c.find(&Method::POST, "/api/v2/accounts") else {
+        panic!()
+    };
+    let text = r#"{"x":[1],"address":{"id":1,"city":"Lyon","tags":2},"owner":"a","y":3}"#;
+    let (found, new) = c.filter_response_text(op, 201, text).unwrap().unwrap();
+    assert_eq!(found.len(), 4, "{found:?}");
+    assert_eq!(
+        new.as_deref(),
+        Some(r#"{"address":{"city":"Lyon"},"owner":"a"}"#)
+    );
+}
+
+#[test]
 fn security_roles_and_rules_are_read() {
     let c = shop();
     let Match::Found { op, .. } = c.find(&Method::POST, "/api/v2/accounts") else {
@@ -328,6 +345,9 @@ fn a_spec_that_cannot_load_names_the_file_the_pointer_and_the_line() {
 }
 
 proptest::proptest! {
+    // More cases than the default: the text filter's splicing once failed only on some seeds.
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+
     // Whatever the upstream answers, what leaves holds only declared, readable properties, and a
     // second pass finds nothing more to remove.
     #[test]
