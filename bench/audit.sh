@@ -8,17 +8,14 @@
 # Usage: bench/audit.sh [DURATION_SECONDS=8] [CONNECTIONS=50] [ROUNDS=3] [ENTRIES=1000000]
 # Needs: wrk, nginx, python3.
 cd "$(dirname "$0")/.."
-DUR=${1:-8}
-CONNS=${2:-50}
-ROUNDS=${3:-3}
-ENTRIES=${4:-1000000}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+wrk_settings "$@"
+ENTRIES=${4:-1000000}
 need wrk nginx python3
 cargo run --release -q -p warden-store --example audit_bench -- "$ENTRIES"
 echo
-cargo build --release -p warden >/dev/null
-WARDEN=target/release/warden
+build_warden
 UP=$(free_port)
 nginx_ok "$UP"
 declare -A PORT PID

@@ -14,14 +14,11 @@
 # Usage: bench/contract.sh [DURATION_SECONDS=8] [CONNECTIONS=50] [ROUNDS=3]
 # Needs: wrk, nginx, python3.
 cd "$(dirname "$0")/.."
-DUR=${1:-8}
-CONNS=${2:-50}
-ROUNDS=${3:-3}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+wrk_settings "$@"
 need wrk nginx python3
-cargo build --release -p warden >/dev/null
-WARDEN=target/release/warden
+build_warden
 UP=$(free_port); P1=$(free_port); P2=$(free_port); A1=$(free_port); A2=$(free_port)
 UP2=$(free_port); P3=$(free_port); P4=$(free_port); A3=$(free_port); A4=$(free_port)
 # nginx's static module refuses POST, so the answer is inlined (double quotes escaped).

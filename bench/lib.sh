@@ -1,5 +1,6 @@
 # Shared pieces of the wrk benchmarks: sourced by bench/*.sh, not run on its own.
-# Provides: $work (a temp folder removed on exit), start_bg CMD... (killed on exit), free_port,
+# Provides: wrk_settings [DURATION] [CONNECTIONS] [ROUNDS] (sets DUR, CONNS, ROUNDS; defaults 8 s, 50, 3),
+# build_warden (a release build, its path in $WARDEN), $work (a temp folder removed on exit), start_bg CMD... (killed on exit), free_port,
 # wait_http PORT [PATH], cpu_ticks PID..., measure PORT PATH PID..., nginx_serve PORT LOCATION,
 # nginx_static PORT FILE, nginx_ok PORT, warden_config PORT ADMIN_PORT UPSTREAM_PORT [EXTRA_YAML] and
 # compare_rounds NAME... (interleaved wrk rounds against nginx and Warden targets, as a table).
@@ -9,8 +10,18 @@ work=$(mktemp -d)
 # nginx workers run as an unprivileged user when started by root: let them read what we serve.
 chmod 755 "$work"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# Stop everything, and let it finish shutting down (a gateway writes its last audit checkpoint)
+# before its data folder goes.
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
+
+wrk_settings() { DUR=${1:-8}; CONNS=${2:-50}; ROUNDS=${3:-3}; }
+
+build_warden() { cargo build --release -p warden >/dev/null; WARDEN=target/release/warden; }
 
 need() {
   for tool in "$@"; do

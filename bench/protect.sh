@@ -9,14 +9,11 @@
 # Usage: bench/protect.sh [DURATION_SECONDS=8] [CONNECTIONS=50] [ROUNDS=3]
 # Needs: wrk, nginx, python3.
 cd "$(dirname "$0")/.."
-DUR=${1:-8}
-CONNS=${2:-50}
-ROUNDS=${3:-3}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+wrk_settings "$@"
 need wrk nginx python3
-cargo build --release -p warden >/dev/null
-WARDEN=target/release/warden
+build_warden
 UP=$(free_port); P1=$(free_port); P2=$(free_port); A1=$(free_port); A2=$(free_port)
 
 python3 - >"$work/answer.json" <<'PY'

@@ -12,14 +12,11 @@
 # Usage: bench/run.sh [DURATION_SECONDS] [CONNECTIONS] [ROUNDS]   (defaults: 10 50 3)
 # Needs: wrk and nginx (Debian: apt-get install wrk nginx-light). Everything listens on 127.0.0.1.
 cd "$(dirname "$0")/.."
-DUR=${1:-10}
-CONNS=${2:-50}
-ROUNDS=${3:-3}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+wrk_settings "${1:-10}" "${@:2}"
 need wrk nginx
-cargo build --release -p warden >/dev/null
-WARDEN=target/release/warden
+build_warden
 UP=$(free_port); NGX=$(free_port); WD=$(free_port); ADM=$(free_port)
 
 # Two nginx instances, so that the proxy's CPU time can be told apart from the upstream's.

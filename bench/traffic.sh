@@ -10,14 +10,11 @@
 # Usage: bench/traffic.sh [DURATION_SECONDS=8] [CONNECTIONS=50] [ROUNDS=3]
 # Needs: wrk, nginx, redis-server, python3. Per-decision costs: cargo bench -p warden-gateway --bench traffic.
 cd "$(dirname "$0")/.."
-DUR=${1:-8}
-CONNS=${2:-50}
-ROUNDS=${3:-3}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+wrk_settings "$@"
 need wrk nginx redis-server python3
-cargo build --release -p warden >/dev/null
-WARDEN=target/release/warden
+build_warden
 UP=$(free_port); RP=$(free_port)
 nginx_ok "$UP"
 start_bg redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning
