@@ -90,6 +90,25 @@ async fn call(
     (s, h, v)
 }
 
+/// A request with a body sent as given (`call` always sends JSON it serialised itself).
+async fn raw(
+    gw: &warden_gateway::Gateway,
+    method: &str,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    body: &str,
+) -> (StatusCode, HeaderMap, bytes::Bytes) {
+    let req = Request::builder()
+        .method(method)
+        .uri(url(gw, path))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", content_type)
+        .body(full_body(body.to_string()))
+        .unwrap();
+    send(&h1_client(), req).await
+}
+
 fn full_body(s: String) -> warden_gateway::body::GatewayBody {
     warden_gateway::body::full(bytes::Bytes::from(s))
 }
@@ -260,46 +279,32 @@ async fn requests_are_validated_strictly_and_violations_listed_without_values() 
         ]
     );
     // A body the operation does not declare, in a media type it does not accept, or not JSON.
-    let req = Request::post(url(&gw, "/api/v2/accounts"))
-        .header("authorization", format!("Bearer {writer}"))
-        .header("content-type", "text/plain")
-        .body(full_body("owner=alice".into()))
-        .unwrap();
-    let (s, h, b) = send(&h1_client(), req).await;
+    let accounts = "/api/v2/accounts";
+    let (s, h, b) = raw(&gw, "POST", accounts, &writer, "text/plain", "owner=alice").await;
     assert_problem(s, &h, &b, 415, "unsupported-media-type");
-    let req = Request::post(url(&gw, "/api/v2/accounts"))
-        .header("authorization", format!("Bearer {writer}"))
-        .header("content-type", "application/json")
-        .body(full_body("{\"owner\": ".into()))
-        .unwrap();
-    let (s, _, b) = send(&h1_client(), req).await;
+    let (s, _, b) = raw(
+        &gw,
+        "POST",
+        accounts,
+        &writer,
+        "application/json",
+        "{\"owner\": ",
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(
-        String::from_utf8_lossy(&b).contains("json-syntax"),
-        "{}",
-        String::from_utf8_lossy(&b)
-    );
+    let text = String::from_utf8_lossy(&b);
+    assert!(text.contains("json-syntax"), "{text}");
     // A key named twice: parsers disagree on which counts, so it is refused.
-    let req = Request::post(url(&gw, "/api/v2/accounts"))
-        .header("authorization", format!("Bearer {writer}"))
-        .header("content-type", "application/json")
-        .body(full_body(
-            r#"{"owner": "alice", "name": "n", "owner": "bob"}"#.into(),
-        ))
-        .unwrap();
-    let (s, _, b) = send(&h1_client(), req).await;
+    let dup = r#"{"owner": "alice", "name": "n", "owner": "bob"}"#;
+    let (s, _, b) = raw(&gw, "POST", accounts, &writer, "application/json", dup).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let text = String::from_utf8_lossy(&b);
     assert!(
         text.contains(r#"{"location":"body","rule":"duplicate-key"}"#),
         "{text}"
     );
-    let req = Request::get(url(&gw, "/api/v2/accounts/alice/items/7"))
-        .header("authorization", format!("Bearer {reader}"))
-        .header("content-type", "application/json")
-        .body(full_body("{}".into()))
-        .unwrap();
-    let (s, _, b) = send(&h1_client(), req).await;
+    let item = "/api/v2/accounts/alice/items/7";
+    let (s, _, b) = raw(&gw, "GET", item, &reader, "application/json", "{}").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&b).contains("undeclared-body"));
     // Depth bound, though the spec declares `meta` as a free-form object.
