@@ -589,7 +589,8 @@ fn coerce(raw: &str, kind: Kind) -> Value {
     }
 }
 
-fn resolve<'d>(doc: &'d Value, mut node: &'d Value) -> &'d Value {
+/// Follows `$ref`s (within the bundled document) to the node they name.
+pub fn resolve<'d>(doc: &'d Value, mut node: &'d Value) -> &'d Value {
     for _ in 0..64 {
         match node
             .get("$ref")

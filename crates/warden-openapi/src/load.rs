@@ -61,7 +61,7 @@ struct File {
 }
 
 /// Reads files once each and remembers their text, to put line numbers on errors.
-pub(crate) struct Loader {
+pub struct Loader {
     files: HashMap<PathBuf, File>,
     pub root: PathBuf,
     /// Where each bundled slot came from: (file, pointer in that file).
@@ -290,7 +290,7 @@ pub(crate) fn walk_refs(node: &Value, pointer: &mut String, f: &mut impl FnMut(&
 }
 
 /// A URI fragment's pointer, percent-decoded (`#/paths/~1users~1%7Bid%7D`).
-pub(crate) fn decode_fragment(fragment: &str) -> String {
+pub fn decode_fragment(fragment: &str) -> String {
     percent_encoding::percent_decode_str(fragment)
         .decode_utf8_lossy()
         .into_owned()

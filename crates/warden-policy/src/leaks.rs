@@ -109,6 +109,19 @@ pub fn find(body: &[u8], html: bool) -> Option<Leak> {
     html.then_some(Leak::DebugPage)
 }
 
+/// Every kind of leak in a body, each once, in the order first seen (a stack trace often
+/// carries the SQL error that caused it).
+pub fn all(body: &[u8]) -> Vec<Leak> {
+    let mut out = Vec::new();
+    for m in matcher().find_iter(body) {
+        let leak = MARKERS[m.pattern().as_usize()].1;
+        if !out.contains(&leak) {
+            out.push(leak);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,6 +55,9 @@ pub enum Command {
     /// Audit an OpenAPI spec for security gaps, like a compiler: rule, severity, file:line, fix;
     /// and a score out of 100.
     Lint(LintArgs),
+    /// Test a running API, from its OpenAPI spec, for the OWASP API Security Top 10 (2023):
+    /// users played against each other, forged tokens, exposure, limits, inventory, injection.
+    Scan(ScanArgs),
     /// Run only the bundled example API (deliberately naive; never expose it).
     #[command(hide = true)]
     DemoApi(DemoApiArgs),
@@ -67,6 +70,70 @@ pub struct LintArgs {
     /// `text` (the default) or `json` (one document: findings and score).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
+    /// Exit 1 when a finding has this severity or worse: info, low, medium, high, critical.
+    #[arg(long, value_parser = ["info", "low", "medium", "high", "critical"])]
+    pub fail_on: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// The API's OpenAPI 3.0/3.1 spec (YAML or JSON file).
+    #[arg(long)]
+    pub spec: PathBuf,
+    /// Base URL of the running API, e.g. https://api.example.com (the spec's server path is
+    /// added unless the URL has a path of its own).
+    #[arg(long)]
+    pub target: String,
+    /// A user who signs in through the spec's login operation: NAME=PASSWORD. Give at least two
+    /// ordinary users: object-level checks replay one user's objects as the other.
+    #[arg(long, value_name = "NAME=PASSWORD")]
+    pub login: Vec<String>,
+    /// A user with a bearer token: NAME=TOKEN.
+    #[arg(long, value_name = "NAME=TOKEN")]
+    pub bearer: Vec<String>,
+    /// A user with an API key: NAME=KEY (sent in --api-key-header).
+    #[arg(long, value_name = "NAME=KEY")]
+    pub api_key: Vec<String>,
+    /// The header API keys go in (default: the spec's apiKey scheme, else X-API-Key).
+    #[arg(long)]
+    pub api_key_header: Option<String>,
+    /// Which of the users above is an administrator (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub admin: Vec<String>,
+    /// A value to try for a parameter: NAME=VALUE (repeatable), e.g. an object id.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub seed: Vec<String>,
+    /// Also send POST, PUT, PATCH and DELETE (mass assignment, admin writes, login probes).
+    /// Only against an API whose data may change.
+    #[arg(long)]
+    pub allow_writes: bool,
+    /// Stop after this many requests.
+    #[arg(long, default_value_t = 5000)]
+    pub max_requests: usize,
+    /// Requests per second (the rate-limit burst excepted).
+    #[arg(long, default_value_t = 50)]
+    pub rate: u32,
+    /// How many requests the rate-limit check fires at once.
+    #[arg(long, default_value_t = 100)]
+    pub burst: usize,
+    /// Per-request timeout.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// The pause time-based injection probes ask for.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub delay: std::time::Duration,
+    /// Where the SSRF canary listens (the target must reach it).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub canary: SocketAddr,
+    /// Accept any TLS certificate from the target.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Report format on standard output (or in --output).
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "sarif", "junit", "html"])]
+    pub format: String,
+    /// Write the report here; the terminal then gets the summary.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
     /// Exit 1 when a finding has this severity or worse: info, low, medium, high, critical.
     #[arg(long, value_parser = ["info", "low", "medium", "high", "critical"])]
     pub fail_on: Option<String>,
@@ -329,6 +396,9 @@ pub struct DemoArgs {
 pub struct DemoApiArgs {
     #[arg(long, default_value = "127.0.0.1:8788")]
     pub listen: SocketAddr,
+    /// Serve the API with its planted flaws fixed (the scanner's clean target).
+    #[arg(long)]
+    pub fixed: bool,
 }
 
 /// How a subcommand failed: bad input exits 2, anything else 1.

@@ -9,6 +9,7 @@ mod keys;
 mod lint;
 mod logging;
 mod pii;
+mod scan;
 mod serve;
 mod sign;
 
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
             Command::Audit(cmd) => audit::run(cmd, cli.data_dir),
             Command::Sign(args) => sign::run(args),
             Command::Lint(args) => lint::run(args),
+            Command::Scan(args) => scan::run(args).await,
             Command::DemoApi(args) => demo::api::run_standalone(args).await,
         }
     });

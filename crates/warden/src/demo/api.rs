@@ -6,6 +6,9 @@
 //! admin operation checks nothing (function level), login errors tell unknown users from wrong
 //! passwords (enumeration), and `/search` leaks a stack trace on a quote (verbose errors).
 //! `/echo` returns the request as the API saw it, which tests use to check the proxy's headers.
+//!
+//! `--fixed` serves the same API with those flaws mended (see [`fixed`]), so that `warden scan`
+//! can be shown to find each flaw in one and nothing in the other.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -27,20 +30,31 @@ use crate::cli::{DemoApiArgs, Failure};
 pub struct DemoApi {
     listener: TcpListener,
     state: Arc<Mutex<State>>,
+    fixed: bool,
 }
 
-struct State {
-    users: BTreeMap<u64, Value>,
-    orders: BTreeMap<u64, Value>,
-    next_order: u64,
+pub(super) struct State {
+    pub(super) users: BTreeMap<u64, Value>,
+    pub(super) orders: BTreeMap<u64, Value>,
+    pub(super) next_order: u64,
+    /// Tokens the fixed API issued at login: token → username.
+    pub(super) tokens: BTreeMap<String, String>,
+    /// The fixed API's rate limit: caller → (tokens left, last refill).
+    pub(super) buckets: BTreeMap<String, (f64, std::time::Instant)>,
 }
 
 impl DemoApi {
     pub async fn bind(addr: SocketAddr) -> std::io::Result<DemoApi> {
+        DemoApi::bind_as(addr, false).await
+    }
+
+    /// `fixed`: the same API with its planted flaws mended.
+    pub async fn bind_as(addr: SocketAddr, fixed: bool) -> std::io::Result<DemoApi> {
         let listener = TcpListener::bind(addr).await?;
         Ok(DemoApi {
             listener,
             state: Arc::new(Mutex::new(State::seed())),
+            fixed,
         })
     }
 
@@ -56,10 +70,17 @@ impl DemoApi {
                 continue;
             };
             let state = self.state.clone();
+            let fixed = self.fixed;
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
                     let state = state.clone();
-                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                    async move {
+                        Ok::<_, Infallible>(if fixed {
+                            super::fixed::handle(&state, req).await
+                        } else {
+                            handle(&state, req).await
+                        })
+                    }
                 });
                 let builder = auto::Builder::new(TokioExecutor::new());
                 let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
@@ -74,10 +95,11 @@ pub async fn run_standalone(args: DemoApiArgs) -> Result<(), Failure> {
             "--listen must be a loopback address: the example API is deliberately insecure".into(),
         ));
     }
-    let api = DemoApi::bind(args.listen)
+    let api = DemoApi::bind_as(args.listen, args.fixed)
         .await
         .map_err(|e| Failure::Runtime(e.into()))?;
-    eprintln!("example API listening on http://{}", api.local_addr());
+    let kind = if args.fixed { " (flaws fixed)" } else { "" };
+    eprintln!("example API{kind} listening on http://{}", api.local_addr());
     api.serve().await;
     Ok(())
 }
@@ -137,6 +159,8 @@ impl State {
             users,
             orders,
             next_order: 104,
+            tokens: BTreeMap::new(),
+            buckets: BTreeMap::new(),
         }
     }
 }
@@ -315,7 +339,7 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
     }
 }
 
-fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+pub(super) fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     let bytes = if body.is_null() {
         Bytes::new()
     } else {

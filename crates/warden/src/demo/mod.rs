@@ -2,6 +2,7 @@
 //! `examples/demo.yaml` (compiled in, so the demo works from any folder), then a few requests to try.
 
 pub mod api;
+mod fixed;
 
 use std::path::{Path, PathBuf};
 

@@ -137,7 +137,7 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
 
 pub fn start_api(dir: &Path) -> (Proc, SocketAddr) {
     let mut api = Proc::spawn(&["demo-api", "--listen", "127.0.0.1:0"], dir);
-    let line = api.wait_for("example API listening on http://");
+    let line = api.wait_for("listening on http://");
     let addr = line.rsplit("http://").next().unwrap().parse().unwrap();
     (api, addr)
 }
