@@ -279,6 +279,8 @@ pub struct Scan {
     pub ids: BTreeMap<String, BTreeSet<String>>,
     /// What an unknown path answers: (status, body with the probe's token removed).
     pub soft404: Option<(u16, String)>,
+    /// Requests still rate limited after waiting: the scan saw less than it asked for.
+    pub limited: usize,
     /// Objects the scanner created itself: (the creating operation, the new object's id).
     pub created: Vec<(usize, String)>,
 }
@@ -344,6 +346,9 @@ impl Scan {
                     .min(5);
                 tokio::time::sleep(Duration::from_secs(wait)).await;
                 result = self.client.send(req, who).await;
+                if result.as_ref().is_ok_and(|x| x.status == 429) {
+                    self.limited += 1;
+                }
             }
         }
         match result {
@@ -429,7 +434,73 @@ fn collect_ids(v: &Value, out: &mut Vec<(String, String)>, depth: usize) {
 /// The probe token the soft-404 request carried, removed so that answers can be compared.
 pub const PROBE: &str = "wardenscan-no-such-path-7f3a";
 pub fn normalise_probe(body: &str) -> String {
-    body.replace(PROBE, "")
+    comparable(&body.replace(PROBE, ""))
+}
+
+/// A body with what changes on every answer taken out (request ids, timestamps, nonces), so that
+/// two answers can be compared for what they say.
+pub fn comparable(body: &str) -> String {
+    fn volatile_key(k: &str) -> bool {
+        let k = k.to_ascii_lowercase();
+        [
+            "request_id",
+            "requestid",
+            "trace",
+            "instance",
+            "timestamp",
+            "time",
+            "date",
+            "nonce",
+            "correlation",
+            "span",
+        ]
+        .iter()
+        .any(|w| k.contains(w))
+    }
+    fn random_looking(s: &str) -> bool {
+        let digits = s.bytes().filter(u8::is_ascii_digit).count();
+        s.len() >= 16
+            && digits >= 4
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.retain(|k, _| !volatile_key(k));
+                m.values_mut().for_each(walk);
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            Value::String(s) if random_looking(s) => *s = String::new(),
+            _ => {}
+        }
+    }
+    match serde_json::from_str::<Value>(body) {
+        Ok(mut v) => {
+            walk(&mut v);
+            v.to_string()
+        }
+        Err(_) => body
+            .split_inclusive(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .map(|w| {
+                let (word, sep) = w.split_at(
+                    w.len()
+                        - w.chars().last().map_or(0, |c| {
+                            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                                0
+                            } else {
+                                c.len_utf8()
+                            }
+                        }),
+                );
+                if random_looking(word) {
+                    sep.to_string()
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect(),
+    }
 }
 
 /// Runs the whole scan.
@@ -466,6 +537,7 @@ pub async fn run(config: Config, progress: &dyn Progress) -> Result<Report, Stri
         ids: BTreeMap::new(),
         soft404: None,
         created: Vec::new(),
+        limited: 0,
         config,
     };
     for (k, v) in scan.config.seeds.clone() {
@@ -493,6 +565,12 @@ pub async fn run(config: Config, progress: &dyn Progress) -> Result<Report, Stri
         }
     }
     progress.end();
+    if scan.limited > 0 {
+        scan.notes.push(format!(
+            "{} request(s) were still rate limited (429) after waiting: lower --rate for a complete scan",
+            scan.limited
+        ));
+    }
     if scan.client.errors() > 0 {
         scan.notes
             .push(format!("{} request(s) got no answer", scan.client.errors()));

@@ -143,7 +143,7 @@ impl Api {
                         .and_then(Value::as_object)
                         .and_then(|c| c.iter().find(|(k, _)| k.contains("json")))
                         .and_then(|(_, media)| media.get("schema"))
-                        .map(|s| deep_resolve(&doc, s, 0));
+                        .map(|s| deep_resolve(&doc, s));
                     let id = op
                         .get("operationId")
                         .and_then(Value::as_str)
@@ -165,7 +165,7 @@ impl Api {
                             let r = warden_openapi::resolve(&doc, r);
                             let content = r.get("content")?.as_object()?;
                             let (_, media) = content.iter().find(|(k, _)| k.contains("json"))?;
-                            Some(deep_resolve(&doc, media.get("schema")?, 0))
+                            Some(deep_resolve(&doc, media.get("schema")?))
                         })
                         .collect();
                     ops.push(Operation {
@@ -247,28 +247,38 @@ fn params_of(doc: &Value, list: Option<&Value>) -> Vec<Param> {
                     || p.get("required").and_then(Value::as_bool) == Some(true),
                 schema: p
                     .get("schema")
-                    .map(|s| deep_resolve(doc, s, 0))
+                    .map(|s| deep_resolve(doc, s))
                     .unwrap_or_else(|| json!({"type": "string"})),
             })
         })
         .collect()
 }
 
-/// A schema with every `$ref` replaced by its target, to a bounded depth (specs may recurse).
-pub fn deep_resolve(doc: &Value, node: &Value, depth: usize) -> Value {
+/// A schema with every `$ref` replaced by its target, to a bounded depth (specs may recurse)
+/// and a bounded size (a recursive schema referenced from many places would otherwise grow
+/// exponentially); beyond either bound a schema becomes `{}`, which accepts anything.
+pub fn deep_resolve(doc: &Value, node: &Value) -> Value {
+    let mut budget = 20_000usize;
+    resolve_bounded(doc, node, 0, &mut budget)
+}
+
+fn resolve_bounded(doc: &Value, node: &Value, depth: usize, budget: &mut usize) -> Value {
     let node = warden_openapi::resolve(doc, node);
-    if depth > 8 {
+    if depth > 8 || *budget == 0 {
         return json!({});
     }
+    *budget -= 1;
     match node {
         Value::Object(m) => Value::Object(
             m.iter()
-                .map(|(k, v)| (k.clone(), deep_resolve(doc, v, depth + 1)))
+                .map(|(k, v)| (k.clone(), resolve_bounded(doc, v, depth + 1, budget)))
                 .collect(),
         ),
-        Value::Array(a) => {
-            Value::Array(a.iter().map(|v| deep_resolve(doc, v, depth + 1)).collect())
-        }
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|v| resolve_bounded(doc, v, depth + 1, budget))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }

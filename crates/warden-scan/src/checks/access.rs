@@ -400,8 +400,8 @@ pub async fn login(scan: &mut Scan) {
     };
     let limited = |x: &Exchange| x.status == 429 || x.status == 503;
     if !limited(&a) && !limited(&b) && !a.ok() {
-        let body_b = b.body.replace(stranger, &known);
-        if a.status != b.status || a.body != body_b {
+        let body_b = crate::comparable(&b.body.replace(stranger, &known));
+        if a.status != b.status || crate::comparable(&a.body) != body_b {
             let msg =
                 format!(
                 "{} answers a wrong password for `{known}` with {} and an unknown user with {}{}",

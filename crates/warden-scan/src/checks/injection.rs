@@ -10,7 +10,7 @@ use warden_policy::leaks::{self, Leak};
 use super::crawl::{concrete, encode, required_query};
 use crate::client::{Exchange, Identity, Req};
 use crate::spec::{In, Operation};
-use crate::Scan;
+use crate::{comparable, Scan};
 
 /// One place a value goes: a query parameter, or a path parameter.
 struct Point {
@@ -175,8 +175,10 @@ async fn probe_point(scan: &mut Scan, point: &Point, who: Option<&Identity>) {
                 ) else {
                     continue 'pairs;
                 };
-                let like_base = xt.status == base[0].status && xt.body == base[0].body;
-                let differs = xf.status != base[0].status || xf.body != base[0].body;
+                let like_base = xt.status == base[0].status
+                    && comparable(&xt.body) == comparable(&base[0].body);
+                let differs = xf.status != base[0].status
+                    || comparable(&xf.body) != comparable(&base[0].body);
                 if !(like_base && differs) {
                     continue 'pairs;
                 }
