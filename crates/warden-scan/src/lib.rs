@@ -506,7 +506,8 @@ pub fn comparable(body: &str) -> String {
 /// Runs the whole scan.
 pub async fn run(config: Config, progress: &dyn Progress) -> Result<Report, String> {
     let started = Instant::now();
-    let api = Api::load(&config.spec).map_err(|e| e.to_string())?;
+    let spec_file = fetch_spec(&config).await?;
+    let api = Api::load(&spec_file).map_err(|e| e.to_string())?;
     let target = config.target.trim_end_matches('/').to_string();
     if !(target.starts_with("http://") || target.starts_with("https://")) {
         return Err(format!(
@@ -576,6 +577,16 @@ pub async fn run(config: Config, progress: &dyn Progress) -> Result<Report, Stri
             .push(format!("{} request(s) got no answer", scan.client.errors()));
     }
     let mut findings = scan.findings;
+    if spec_file != scan.config.spec {
+        // Fetched from a URL: findings point at the URL, not at the temporary copy.
+        let absolute = std::path::absolute(&spec_file).unwrap_or(spec_file.clone());
+        for f in &mut findings {
+            if f.file == spec_file || f.file == absolute {
+                f.file = scan.config.spec.clone();
+            }
+        }
+        let _ = std::fs::remove_file(&spec_file);
+    }
     findings.sort_by(|a, b| {
         b.check
             .severity
@@ -591,6 +602,32 @@ pub async fn run(config: Config, progress: &dyn Progress) -> Result<Report, Stri
         notes: scan.notes,
         checks_run: run,
     })
+}
+
+/// A spec given as a URL is downloaded to a temporary file first (its `$ref`s into other files
+/// cannot be followed from there; a single-document spec is what APIs usually publish).
+async fn fetch_spec(config: &Config) -> Result<PathBuf, String> {
+    let text = config.spec.to_string_lossy();
+    if !(text.starts_with("http://") || text.starts_with("https://")) {
+        return Ok(config.spec.clone());
+    }
+    let url = text.to_string();
+    let client = Client::new(&url, config.rate, 1, config.timeout, config.insecure)?;
+    let x = client
+        .send(&Req::get(""), None)
+        .await
+        .map_err(|e| format!("--spec {url}: {e:?}"))?;
+    if !x.ok() {
+        return Err(format!("--spec {url}: answered {}", x.status));
+    }
+    let ext = if x.body.trim_start().starts_with('{') {
+        "json"
+    } else {
+        "yaml"
+    };
+    let file = std::env::temp_dir().join(format!("warden-scan-spec-{}.{ext}", std::process::id()));
+    std::fs::write(&file, &x.body).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok(file)
 }
 
 /// Builds an identity's credential from what the user gave (a login is performed by the crawl).

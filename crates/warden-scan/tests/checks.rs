@@ -941,3 +941,43 @@ fn every_check_has_a_flawed_and_a_mended_target() {
         );
     }
 }
+
+/// `--spec` may be a URL: the spec is fetched, and findings point at that URL.
+#[tokio::test]
+async fn spec_by_url() {
+    let text = std::fs::read_to_string(spec(NOTES)).unwrap();
+    let inner = notes(|_, _| Some(true));
+    let handler: Handler = Arc::new(move |c: &Call| {
+        if c.path == "/spec/tiny.yaml" {
+            return Resp {
+                status: 200,
+                body: text.clone(),
+                ..Resp::default()
+            };
+        }
+        inner(c)
+    });
+    let addr = serve(handler, "127.0.0.1:0".parse().unwrap()).await;
+    let url = format!("http://{addr}/spec/tiny.yaml");
+    let mut config = Config::new(PathBuf::from(&url), format!("http://{addr}"));
+    config.users = users();
+    config.rate = 1000;
+    let report = warden_scan::run(config, &warden_scan::Silent)
+        .await
+        .unwrap();
+    let bola = report
+        .findings
+        .iter()
+        .find(|f| f.check.id == "no-auth")
+        .expect("no-auth found");
+    assert_eq!(found.file, PathBuf::from(&url));
+    assert!(found.line.is_some());
+    let missing = Config::new(
+        PathBuf::from(format!("http://{addr}/spec/none.yaml")),
+        format!("http://{addr}"),
+    );
+    let err = warden_scan::run(missing, &warden_scan::Silent)
+        .await
+        .unwrap_err();
+    assert!(err.contains("none.yaml") && err.contains("404"), "{err}");
+}

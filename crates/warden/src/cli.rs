@@ -77,7 +77,7 @@ pub struct LintArgs {
 
 #[derive(Args, Debug)]
 pub struct ScanArgs {
-    /// The API's OpenAPI 3.0/3.1 spec (YAML or JSON file).
+    /// The API's OpenAPI 3.0/3.1 spec: a YAML or JSON file, or an http(s):// URL to fetch it from.
     #[arg(long)]
     pub spec: PathBuf,
     /// Base URL of the running API, e.g. https://api.example.com (the spec's server path is
