@@ -965,7 +965,7 @@ async fn spec_by_url() {
     let report = warden_scan::run(config, &warden_scan::Silent)
         .await
         .unwrap();
-    let bola = report
+    let found = report
         .findings
         .iter()
         .find(|f| f.check.id == "no-auth")
