@@ -208,7 +208,7 @@ pub static CHECKS: &[Check] = &[
         "Keep the spec and the implementation in step"),
     check!("sql-injection", Injection, Critical, false, 89, "SQL injection",
         "Use parameterised queries"),
-    check!("nosql-injection", Injection, Critical, true, 943, "NoSQL operator injection",
+    check!("nosql-injection", Injection, Critical, false, 943, "NoSQL operator injection",
         "Accept only scalars where scalars are meant; never pass request objects to a query"),
     check!("command-injection", Injection, Critical, false, 78, "OS command injection",
         "Never build shell commands from input; pass arguments as a list"),

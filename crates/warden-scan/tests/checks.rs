@@ -874,7 +874,8 @@ async fn inventory() {
     .await;
 }
 
-/// A search whose query reaches SQL (or a shell) as `how` says.
+/// A search whose query reaches SQL, MongoDB (brackets parsed into operators) or a shell as
+/// `how` says.
 fn search(how: &'static str) -> Handler {
     Arc::new(move |c: &Call| {
         let q = c.q("q");
@@ -884,6 +885,13 @@ fn search(how: &'static str) -> Handler {
                 json!({"results": if q == "wardenscan" { vec![1, 2] } else { vec![] }}),
             )
         };
+        if how == "nosql" {
+            return match (c.query.get("q[$eq]"), c.query.get("q[$ne]")) {
+                (Some(v), _) => plain(v),
+                (_, Some(_)) => reply(200, json!({"results": [1, 2, 3]})),
+                _ => plain(q),
+            };
+        }
         match how {
             "sql-error" if q.contains('\'') => Resp {
                 status: 500,
@@ -912,6 +920,14 @@ async fn injection() {
         )
         .await;
     }
+    pair(
+        "nosql-injection",
+        spec(SEARCH),
+        search("nosql"),
+        search("literal"),
+        none,
+    )
+    .await;
     for how in ["cmd-output", "cmd-time"] {
         pair(
             "command-injection",

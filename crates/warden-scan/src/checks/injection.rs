@@ -1,4 +1,4 @@
-//! SQL and OS command injection through query and path parameters: error-based (a database error
+//! SQL, NoSQL and OS command injection through query and path parameters: error-based (a database error
 //! appears that the plain value never caused), boolean-based (a true condition answers like the
 //! plain value, a false one differently, twice), output-based (`id` prints a uid), and time-based
 //! (the answer is late by the asked delay, is prompt when asked for no delay, and late again).
@@ -47,6 +47,21 @@ impl Point {
                 )
             }
         };
+        Req::new(self.op.method.clone(), path)
+    }
+}
+
+impl Point {
+    /// The query parameter sent as an operator object, `name[$ne]=value`, the way Express (`qs`)
+    /// and PHP parse brackets into objects that reach a MongoDB query.
+    fn operator_req(&self, scan: &Scan, op: &str) -> Req {
+        let slot = "wardenscan-operator-slot";
+        let req = self.req(scan, slot);
+        let plain = format!("{}={slot}", encode(&self.name));
+        let path = req.path.replace(
+            &plain,
+            &format!("{}[{op}]={}", encode(&self.name), encode(&self.base)),
+        );
         Req::new(self.op.method.clone(), path)
     }
 }
@@ -187,6 +202,35 @@ async fn probe_point(scan: &mut Scan, point: &Point, who: Option<&Identity>) {
             let msg = format!("{}: the {at} runs SQL conditions: `{t}` answers like the plain value, `{f}` differently (twice)", op.label());
             scan.report("sql-injection", Some(op), msg, evidence);
             break;
+        }
+    }
+    // NoSQL operators in the query: `[$eq]` answers like the plain value, `[$ne]` differently.
+    if stable && point.place == In::Query && !point.numeric {
+        let mut evidence = Vec::new();
+        for _ in 0..2 {
+            let (Some(eq), Some(ne)) = (
+                scan.send(&point.operator_req(scan, "$eq"), who).await,
+                scan.send(&point.operator_req(scan, "$ne"), who).await,
+            ) else {
+                break;
+            };
+            let like_base =
+                eq.status == base[0].status && comparable(&eq.body) == comparable(&base[0].body);
+            let differs = ne.ok() && comparable(&ne.body) != comparable(&base[0].body);
+            if !(like_base && differs) {
+                evidence.clear();
+                break;
+            }
+            evidence = vec![eq, ne];
+        }
+        if !evidence.is_empty() {
+            let msg = format!(
+                "{}: the {at} reaches a NoSQL query as an operator: `{}[$eq]` answers like the plain value, `{}[$ne]` differently (twice)",
+                op.label(),
+                point.name,
+                point.name
+            );
+            scan.report("nosql-injection", Some(op), msg, evidence);
         }
     }
     let mean = base.iter().map(|x| x.elapsed.as_secs_f64()).sum::<f64>() / base.len() as f64;

@@ -98,7 +98,7 @@ pub fn stages(allow_writes: bool) -> Vec<Stage> {
         stage!(
             "injection",
             false,
-            ["sql-injection", "command-injection"],
+            ["sql-injection", "nosql-injection", "command-injection"],
             injection::injection
         ),
         stage!("ssrf", false, ["ssrf"], resources::ssrf),
