@@ -76,11 +76,9 @@ pub async fn exposure(scan: &mut Scan) {
             }
         }
         // Fields outside every declared response schema.
-        if let (Some(schema), Value::Object(m)) = (op.responses.first(), &body) {
-            let declared = properties(schema);
-            if declared.is_empty() {
-                continue;
-            }
+        let declared: serde_json::Map<String, Value> =
+            op.responses.iter().flat_map(properties).collect();
+        if let (false, Value::Object(m)) = (declared.is_empty(), &body) {
             let extra: Vec<&String> = m.keys().filter(|k| !declared.contains_key(*k)).collect();
             for k in extra {
                 if credential_key(k) {

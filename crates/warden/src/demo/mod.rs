@@ -195,6 +195,10 @@ Try:
   warden --data-dir {data} audit query --decision denied
       every call above is on record, allowed or refused: who, what, the decision and why
       (never a payload); `--json` for JSON lines, `audit export --syslog udp://HOST:514` for a SIEM
+  warden scan --spec {data}/demo-openapi.yaml --target http://{gw} --login alice=alice123 --login bob=bob123 --allow-writes
+      the scanner plays alice and bob against each other and probes every operation: behind
+      Warden it finds nothing; `warden demo-api` serves the naive API alone on 127.0.0.1:8788
+      for comparison (README: the scan of both)
   warden --data-dir {data} audit verify
       the trail is a hash chain with signed checkpoints: an edited, deleted, inserted or
       reordered entry is found and named
