@@ -246,6 +246,55 @@ async fn bola_needs_b_to_get_a_s_record() {
     .await;
 }
 
+/// Notes that can be edited: by anyone, or by their owner only.
+fn editable_notes(owner_only: bool) -> Handler {
+    let store = Arc::new(Mutex::new(vec![note("1").unwrap(), note("2").unwrap()]));
+    Arc::new(move |c: &Call| {
+        let Some(who) = c.user() else {
+            return reply(401, json!({"error": "log in"}));
+        };
+        let mut notes = store.lock().unwrap();
+        let id = c.path.trim_start_matches("/notes/");
+        let Some(n) = notes.iter_mut().find(|n| id.parse::<u64>().ok() == n["id"].as_u64()) else {
+            return reply(404, json!({"error": "no such note"}));
+        };
+        if owner_only && n["owner"] != who {
+            return reply(404, json!({"error": "no such note"}));
+        }
+        if c.method == "PATCH" {
+            if let Some(text) = c.body.as_ref().and_then(|b| b["text"].as_str()) {
+                n["text"] = json!(text);
+            }
+        }
+        reply(200, n.clone())
+    })
+}
+
+#[tokio::test]
+async fn bola_on_writes_needs_a_to_read_b_s_change() {
+    let patchable = format!("{NOTES}    patch:\n      parameters:\n        - {{name: id, in: path, required: true, schema: {{type: integer}}}}\n      requestBody:\n        content:\n          application/json:\n            schema: {{type: object, properties: {{text: {{type: string}}}}}}\n      responses:\n        '200': {{description: the note}}\n");
+    // Reads are owner-only on both sides, so only the write can show the flaw.
+    let flawed = editable_notes(false);
+    let read_guard: Handler = Arc::new(move |c: &Call| {
+        let id = c.path.trim_start_matches("/notes/");
+        if c.method == "GET"
+            && note(id).is_some_and(|n| Some(n["owner"].as_str().unwrap()) != c.user())
+        {
+            return reply(404, json!({"error": "no such note"}));
+        }
+        flawed(c)
+    });
+    let found = scan_with(&spec(&patchable), read_guard, writes).await;
+    let bola = found.get("bola").cloned().unwrap_or_default();
+    assert!(
+        bola.iter()
+            .any(|m| m.contains("changed a's record with PATCH")),
+        "{found:#?}"
+    );
+    let clean = scan_with(&spec(&patchable), editable_notes(true), writes).await;
+    assert!(!clean.contains_key("bola"), "{clean:#?}");
+}
+
 #[tokio::test]
 async fn no_auth_and_invalid_credentials() {
     pair(

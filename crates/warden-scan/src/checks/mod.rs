@@ -116,6 +116,12 @@ pub fn stages(allow_writes: bool) -> Vec<Stage> {
             access::login
         ),
         stage!(
+            "object level writes",
+            true,
+            ["bola"],
+            writes::object_level_writes
+        ),
+        stage!(
             "mass assignment",
             true,
             ["mass-assignment"],

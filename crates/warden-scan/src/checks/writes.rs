@@ -66,6 +66,66 @@ fn read_back_path(
     }
 }
 
+/// B writes to A's record (PATCH or PUT on an item A read as its own); a finding when A then
+/// reads B's values back.
+pub async fn object_level_writes(scan: &mut Scan) {
+    let users: Vec<Identity> = scan.ordinary().into_iter().cloned().collect();
+    let (Some(a), Some(b)) = (users.first().cloned(), users.get(1).cloned()) else {
+        return;
+    };
+    for i in 0..scan.api.ops.len() {
+        let op = scan.op(i).clone();
+        let writes_item = op.method == http::Method::PATCH || op.method == http::Method::PUT;
+        if !writes_item || op.admin() || op.path_params().next().is_none() {
+            continue;
+        }
+        let Some(schema) = &op.body else { continue };
+        let Some(path) = own_target(scan, &op, &a) else {
+            continue;
+        };
+        let body = example(schema, &unique_tag());
+        let Value::Object(sent) = &body else { continue };
+        let marks: Map<String, Value> = sent
+            .iter()
+            .filter(|(_, v)| v.as_str().is_some_and(|s| s.contains("wardenscan")))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if marks.is_empty() {
+            continue;
+        }
+        let Some(x) = scan
+            .send(
+                &Req::new(op.method.clone(), path.clone()).json(body.clone()),
+                Some(&b),
+            )
+            .await
+        else {
+            continue;
+        };
+        if !x.ok() {
+            continue;
+        }
+        let Some(back) = read_back_path(scan, &op, &path, None) else {
+            continue;
+        };
+        let Some(r) = scan.send(&Req::get(back), Some(&a)).await else {
+            continue;
+        };
+        let changed = stuck_fields(&r, &marks);
+        if r.ok() && !changed.is_empty() {
+            let msg = format!(
+                "{} changed {}'s record with {} {path}: {} then read {}",
+                b.name,
+                a.name,
+                op.method,
+                a.name,
+                changed.join(", ")
+            );
+            scan.report("bola", Some(&op), msg, vec![x, r]);
+        }
+    }
+}
+
 pub async fn mass_assignment(scan: &mut Scan) {
     let Some(a) = scan.ordinary().first().map(|u| (*u).clone()) else {
         return;
