@@ -255,7 +255,10 @@ fn editable_notes(owner_only: bool) -> Handler {
         };
         let mut notes = store.lock().unwrap();
         let id = c.path.trim_start_matches("/notes/");
-        let Some(n) = notes.iter_mut().find(|n| id.parse::<u64>().ok() == n["id"].as_u64()) else {
+        let Some(n) = notes
+            .iter_mut()
+            .find(|n| id.parse::<u64>().ok() == n["id"].as_u64())
+        else {
             return reply(404, json!({"error": "no such note"}));
         };
         if owner_only && n["owner"] != who {
