@@ -605,17 +605,18 @@ pub fn resolve<'d>(doc: &'d Value, mut node: &'d Value) -> &'d Value {
     node
 }
 
+/// A schema's `type`, or the first non-null one of a 3.1 type list (`[string, "null"]`).
+pub fn primary_type(schema: &Value) -> Option<&str> {
+    match schema.get("type") {
+        Some(Value::String(t)) => Some(t.as_str()),
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null"),
+        _ => None,
+    }
+}
+
 fn kind_of(doc: &Value, schema: &Value) -> Kind {
     let schema = resolve(doc, schema);
-    let ty = match schema.get("type") {
-        Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| *t != "null")
-            .unwrap_or(""),
-        _ => "",
-    };
+    let ty = primary_type(schema).unwrap_or("");
     match ty {
         "string" => Kind::String,
         "integer" => Kind::Integer,

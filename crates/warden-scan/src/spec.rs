@@ -360,15 +360,10 @@ pub fn example(schema: &Value, tag: &str) -> Value {
             }
         }
     }
-    let ty = match schema.get("type") {
-        Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| *t != "null")
-            .unwrap_or("string"),
-        _ if schema.get("properties").is_some() => "object",
-        _ => "string",
+    let ty = match warden_openapi::primary_type(schema) {
+        Some(t) => t,
+        None if schema.get("properties").is_some() => "object",
+        None => "string",
     };
     match ty {
         "integer" => json!(schema

@@ -69,18 +69,23 @@ pub fn run(args: LintArgs) -> Result<(), Failure> {
             RULES.len()
         );
     }
-    if let Some(threshold) = args.fail_on.as_deref().and_then(Severity::parse) {
-        let n = report
-            .findings
-            .iter()
-            .filter(|f| f.severity >= threshold)
-            .count();
-        if n > 0 {
-            return Err(Failure::Runtime(anyhow::anyhow!(
-                "{n} finding(s) at or above `{}` (--fail-on)",
-                threshold.label()
-            )));
-        }
+    fail_on(
+        args.fail_on.as_deref(),
+        report.findings.iter().map(|f| f.severity),
+    )
+}
+
+/// `--fail-on SEVERITY` (lint and scan): exit 1 when a finding is that severe or worse.
+pub fn fail_on(flag: Option<&str>, found: impl Iterator<Item = Severity>) -> Result<(), Failure> {
+    let Some(threshold) = flag.and_then(Severity::parse) else {
+        return Ok(());
+    };
+    let n = found.filter(|s| *s >= threshold).count();
+    if n > 0 {
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "{n} finding(s) at or above `{}` (--fail-on)",
+            threshold.label()
+        )));
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use warden_scan::report;
-use warden_scan::{Config, Given, Severity, User};
+use warden_scan::{Config, Given, User};
 
 use crate::cli::{Failure, ScanArgs};
 
@@ -109,18 +109,8 @@ pub async fn run(args: ScanArgs) -> Result<(), Failure> {
         }
         None => print!("{rendered}"),
     }
-    if let Some(threshold) = args.fail_on.as_deref().and_then(Severity::parse) {
-        let n = report
-            .findings
-            .iter()
-            .filter(|f| f.check.severity >= threshold)
-            .count();
-        if n > 0 {
-            return Err(Failure::Runtime(anyhow::anyhow!(
-                "{n} finding(s) at or above `{}` (--fail-on)",
-                threshold.label()
-            )));
-        }
-    }
-    Ok(())
+    crate::lint::fail_on(
+        args.fail_on.as_deref(),
+        report.findings.iter().map(|f| f.check.severity),
+    )
 }

@@ -199,29 +199,7 @@ fn quick_mode_serves_tls() {
 #[test]
 fn demo_starts_and_protects_the_example_api() {
     let dir = temp_dir("demo");
-    let port = |p: &str| format!("127.0.0.1:{p}");
-    let mut demo = Proc::spawn(
-        &[
-            "demo",
-            "--listen",
-            &port("0"),
-            "--api-listen",
-            &port("0"),
-            "--admin",
-            &port("0"),
-        ],
-        &dir,
-    );
-    let intro = demo.wait_for("gateway      http://");
-    let gw: SocketAddr = intro
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (mut demo, gw) = start_demo(&dir);
     let alice = demo
         .wait_for("  alice  wdn_")
         .trim()

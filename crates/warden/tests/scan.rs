@@ -262,27 +262,7 @@ fn scan_refuses_bad_arguments_clearly() {
 #[test]
 fn scan_through_the_demo_gateway_finds_nothing() {
     let dir = temp_dir("scan-gateway");
-    let mut demo = Proc::spawn(
-        &[
-            "demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-        ],
-        &dir,
-    );
-    let intro = demo.wait_for("gateway      http://");
-    let gw = intro
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let (_demo, gw) = start_demo(&dir);
     let (code, out, err) = scan(&dir, &format!("http://{gw}"), &["--format", "json"]);
     assert_eq!(code, Some(0), "{err}");
     let report: Value = serde_json::from_str(&out).unwrap();

@@ -191,16 +191,12 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
         "version": format!("{:?}", req.version()),
         "headers": req.headers().iter().map(|(k, v)| json!([k.as_str(), String::from_utf8_lossy(v.as_bytes())])).collect::<Vec<_>>(),
     });
-    let body = match Limited::new(req.into_body(), 64 << 20).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                json!({"error": "could not read body"}),
-            )
-        }
+    let Some((body, parsed)) = read_body(req.into_body(), 64 << 20).await else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "could not read body"}),
+        );
     };
-    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
     if let (&Method::GET, ["slow", ms]) = (&method, segments.as_slice()) {
         let ms: u64 = ms.parse().unwrap_or(0).min(60_000);
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
@@ -337,6 +333,13 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
         }
         _ => reply(StatusCode::NOT_FOUND, json!({"error": "not found"})),
     }
+}
+
+/// The body, up to `limit` bytes, and what it says if it is JSON.
+pub(super) async fn read_body(body: Incoming, limit: usize) -> Option<(Bytes, Option<Value>)> {
+    let bytes = Limited::new(body, limit).collect().await.ok()?.to_bytes();
+    let parsed = serde_json::from_slice(&bytes).ok();
+    Some((bytes, parsed))
 }
 
 pub(super) fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {

@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
-use super::api::{reply, State};
+use super::api::{read_body, reply, State};
 
 /// Requests a caller may make at once, refilled at this many per second.
 const BURST: f64 = 40.0;
@@ -39,16 +39,12 @@ async fn answer(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
         .and_then(|v| v.to_str().ok())
         .and_then(|a| a.strip_prefix("Bearer "))
         .map(str::to_owned);
-    let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"error": "body too large"}),
-            )
-        }
+    let Some((_, parsed)) = read_body(req.into_body(), 1 << 20).await else {
+        return reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            json!({"error": "body too large"}),
+        );
     };
-    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let mut st = state.lock().expect("demo state lock");
     let who = token.as_ref().and_then(|t| st.tokens.get(t)).cloned();

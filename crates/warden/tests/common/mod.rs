@@ -135,6 +135,23 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// `warden demo` on free loopback ports; returns it and its gateway's address.
+pub fn start_demo(dir: &Path) -> (Proc, SocketAddr) {
+    let any = "127.0.0.1:0";
+    let mut demo = Proc::spawn(
+        &["demo", "--listen", any, "--api-listen", any, "--admin", any],
+        dir,
+    );
+    let intro = demo.wait_for("gateway      http://");
+    let gw = intro
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no gateway address in {intro}"));
+    (demo, gw)
+}
+
 pub fn start_api(dir: &Path) -> (Proc, SocketAddr) {
     let mut api = Proc::spawn(&["demo-api", "--listen", "127.0.0.1:0"], dir);
     let line = api.wait_for("listening on http://");
