@@ -232,6 +232,13 @@ fn scan_refuses_bad_arguments_clearly() {
     let (code, _, err) = warden(&dir, &["scan", "--spec", &spec, "--target", "ftp://x"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("http:// or https://"), "{err}");
+    // A target that does not answer is an error, not a clean report.
+    let (code, out, err) = warden(
+        &dir,
+        &["scan", "--spec", &spec, "--target", "http://127.0.0.1:9"],
+    );
+    assert_eq!(code, Some(2), "{out}");
+    assert!(err.contains("the target does not answer"), "{err}");
     // A login that fails is named, not ignored.
     let (_api, url) = start(&dir, false);
     let (code, _, err) = warden(

@@ -42,13 +42,16 @@ pub async fn sign_in(scan: &mut Scan) -> Result<(), String> {
             credential,
         });
     }
-    // What an unknown path answers, to tell real endpoints from a catch-all.
+    // What an unknown path answers, to tell real endpoints from a catch-all. A target that does
+    // not answer at all ends the scan here: "no findings" from a dead target would be a lie.
     let who = scan.users.first().cloned();
-    if let Some(x) = scan
-        .send(&Req::get(format!("/{PROBE}")), who.as_ref())
-        .await
-    {
-        scan.soft404 = Some((x.status, crate::normalise_probe(&x.body)));
+    let probe = Req::get(format!("/{PROBE}"));
+    match scan.client.send(&probe, who.as_ref()).await {
+        Ok(x) => scan.soft404 = Some((x.status, crate::normalise_probe(&x.body))),
+        Err(crate::client::SendError::Transport(e)) => {
+            return Err(format!("the target does not answer: {e}"))
+        }
+        Err(crate::client::SendError::Budget) => {}
     }
     Ok(())
 }
