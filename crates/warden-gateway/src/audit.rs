@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use warden_store::audit::{AuditWriter, Record, RequestRecord};
+use warden_store::audit::{AuditWriter, RequestRecord};
 
 use crate::alerts::Alerts;
 use crate::context::{Decision, RequestCtx};
@@ -71,9 +71,9 @@ impl Audit {
     }
 
     /// Queues a record; never waits.
-    pub fn record(&self, rec: RequestRecord) {
+    pub fn record(&self, rec: &RequestRecord<'_>) {
         self.check_failures();
-        match self.writer.try_append(Record::Request(rec)) {
+        match self.writer.try_append(rec) {
             Ok(()) => {
                 if self.overflowing.load(Ordering::Relaxed)
                     && self.overflowing.swap(false, Ordering::Relaxed)
@@ -94,11 +94,11 @@ impl Audit {
     }
 
     /// Queues a record and waits until it is committed: false if it could not be.
-    pub async fn record_durably(&self, rec: RequestRecord) -> bool {
+    pub async fn record_durably(&self, rec: &RequestRecord<'_>) -> bool {
         self.check_failures();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let queued = self.writer.append_then(
-            Record::Request(rec),
+            rec,
             Box::new(move |ok| {
                 let _ = tx.send(ok);
             }),
@@ -111,15 +111,16 @@ impl Audit {
 }
 
 /// What the trail keeps about a call: who, what, the decision and why, never a secret or a body.
-pub fn request_record(
-    ctx: &RequestCtx,
-    path: &str,
+/// Borrowed from the request: the writer gets it already encoded.
+pub fn request_record<'a>(
+    ctx: &'a RequestCtx,
+    path: &'a str,
     status: u16,
     bytes_in: u64,
     bytes_out: Option<u64>,
     complete: Option<bool>,
-    upstream: Option<&str>,
-) -> RequestRecord {
+    upstream: Option<&'a str>,
+) -> RequestRecord<'a> {
     let (phase, reason) = match &ctx.decision {
         Decision::Allowed => ("", ""),
         Decision::Denied { phase, rejection } => (*phase, rejection.recorded_reason()),
@@ -127,13 +128,13 @@ pub fn request_record(
     };
     RequestRecord {
         at_ms: crate::traffic::now_ms() as i64,
-        request_id: ctx.request_id.clone(),
-        consumer: ctx.identity.as_ref().map(|i| i.consumer.clone()),
-        credential_id: ctx.identity.as_ref().map(|i| i.credential_id.clone()),
-        client_ip: ctx.client_ip.to_canonical().to_string(),
-        method: ctx.method.as_str().to_string(),
-        route: ctx.route_name.as_deref().unwrap_or("-").to_string(),
-        path: path.to_string(),
+        request_id: &ctx.request_id,
+        consumer: ctx.identity.as_ref().map(|i| i.consumer.as_str()),
+        credential_id: ctx.identity.as_ref().map(|i| i.credential_id.as_str()),
+        client_ip: ctx.client_ip.to_canonical(),
+        method: ctx.method.as_str(),
+        route: ctx.route_name.as_deref().unwrap_or("-"),
+        path,
         status,
         decision: ctx.decision.label(),
         phase,
@@ -146,7 +147,7 @@ pub fn request_record(
         bytes_in,
         bytes_out,
         latency_us: ctx.started.elapsed().as_micros() as u64,
-        upstream: upstream.map(str::to_string),
+        upstream,
         complete,
     }
 }

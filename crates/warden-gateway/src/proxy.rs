@@ -144,7 +144,7 @@ pub async fn handle<G: Send + 'static>(
             None,
             upstream.as_deref(),
         );
-        if audit.record_durably(rec).await {
+        if audit.record_durably(&rec).await {
             ctx.ext.insert(crate::audit::Recorded);
         } else {
             let rejection = Rejection::new(ProblemKind::Overloaded, "audit-unavailable");
@@ -532,7 +532,7 @@ fn finish(
         rt.pipeline.log(&ctx, &outcome);
         if let Some(audit) = rt.services.audit() {
             if ctx.ext.get::<crate::audit::Recorded>().is_none() {
-                audit.record(crate::audit::request_record(
+                audit.record(&crate::audit::request_record(
                     &ctx,
                     &ctx.path,
                     status,

@@ -13,7 +13,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 
 use crate::audit::{
-    chain, checkpoint_message, hex, Checkpoint, Checkpoints, Filter, Record, Report, Verifier,
+    chain, checkpoint_message, hex, Checkpoint, Checkpoints, Filter, Report, Verifier,
 };
 use crate::StoreError;
 
@@ -100,11 +100,11 @@ impl PgSink {
         }
     }
 
-    /// Appends `records` in one transaction; signs a checkpoint when `due` says so. Returns the
+    /// Appends `records` (canonical JSON) in one transaction; signs a checkpoint when `due` says so. Returns the
     /// checkpoint made, if any.
     pub(crate) fn commit(
         &mut self,
-        records: &[Record],
+        records: &[&[u8]],
         key: &aws_lc_rs::signature::Ed25519KeyPair,
         due: impl Fn(u64, (u64, Instant)) -> bool,
         last_checkpoint: (u64, Instant),
@@ -124,9 +124,9 @@ impl PgSink {
             )?;
             let (mut seq, mut prev): (i64, Vec<u8>) = (head.get(0), head.get(1));
             let (mut seqs, mut hashes, mut bodies) = (Vec::new(), Vec::new(), Vec::new());
-            for r in records {
-                let body = serde_json::to_string(r).expect("records always serialize");
-                let hash = chain(&prev, body.as_bytes());
+            for body in records {
+                let hash = chain(&prev, body);
+                let body = String::from_utf8_lossy(body).into_owned();
                 seq += 1;
                 seqs.push(seq);
                 hashes.push(hash.to_vec());

@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 
 pub mod audit;
+mod audit_block;
 pub mod audit_pg;
+mod audit_record;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use warden_policy::auth::api_key::{self, KeyEntry};
@@ -121,6 +123,7 @@ impl Store {
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute_batch(audit::SCHEMA).map_err(err)?;
+        audit::migrate_legacy(&conn).map_err(err)?;
         Ok(Store { conn, path })
     }
 
