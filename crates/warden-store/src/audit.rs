@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS audit_state(
 );
 ";
 
-pub use crate::audit_block::{read_raw, write_raw, RawEntry};
+pub use crate::audit_block::{decode as decode_block, read_raw, write_raw, RawEntry};
 pub use crate::audit_record::{Record, RequestRecord};
 
 type Ack = Box<dyn FnOnce(bool) + Send>;

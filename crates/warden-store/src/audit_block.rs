@@ -95,6 +95,22 @@ pub(crate) fn entries(raw: &[u8]) -> impl Iterator<Item = Option<(u64, &[u8], &[
     })
 }
 
+/// The entries of one stored block (`data` as stored, `raw_len` its unpacked size); `None` when
+/// it is damaged. Whatever the bytes, it returns without panicking and allocates at most 64 MiB
+/// (the `audit_block` fuzz target holds it to that).
+pub fn decode(data: &[u8], raw_len: i64) -> Option<Vec<RawEntry>> {
+    let raw = unpack(data, raw_len)?;
+    entries(&raw)
+        .map(|e| {
+            e.map(|(seq, hash, body)| RawEntry {
+                seq,
+                hash: hash.to_vec(),
+                body: body.to_vec(),
+            })
+        })
+        .collect()
+}
+
 /// Every entry of the trail in `dir`, as stored, in block order: for forensics, and for tests
 /// that tamper with a trail the way someone with write access to the file could.
 pub fn read_raw(dir: &std::path::Path) -> Result<Vec<RawEntry>, StoreError> {
@@ -108,20 +124,12 @@ pub fn read_raw(dir: &std::path::Path) -> Result<Vec<RawEntry>, StoreError> {
     let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(err)? {
         let first: i64 = r.get(0).map_err(err)?;
-        let raw = unpack(
+        let block = decode(
             &r.get::<_, Vec<u8>>(2).map_err(err)?,
             r.get(1).map_err(err)?,
         )
         .ok_or_else(|| StoreError::Invalid(format!("audit block {first} is damaged")))?;
-        for e in entries(&raw) {
-            let (seq, hash, body) =
-                e.ok_or_else(|| StoreError::Invalid(format!("audit block {first} is damaged")))?;
-            out.push(RawEntry {
-                seq,
-                hash: hash.to_vec(),
-                body: body.to_vec(),
-            });
-        }
+        out.extend(block);
     }
     Ok(out)
 }
