@@ -68,34 +68,38 @@ type Ack = Box<dyn FnOnce(bool) + Send>;
 /// encoded once, straight into the buffer it is stored from: no allocation per call, nothing
 /// freed on another thread, no channel operation. The writer swaps the buffer for an empty one.
 struct Shard {
-    frames: Vec<u8>,
-    count: u64,
-    /// Earliest and latest `at_ms` among them.
-    ms: (i64, i64),
+    pending: Taken,
     acks: Vec<Ack>,
     /// Set by the writer's last look: nothing more is taken after it.
     closed: bool,
 }
 
-const NO_MS: (i64, i64) = (i64::MAX, i64::MIN);
-
-impl Shard {
-    fn new() -> Shard {
-        Shard {
-            frames: Vec::new(),
-            count: 0,
-            ms: NO_MS,
-            acks: Vec::new(),
-            closed: false,
-        }
-    }
-}
-
-/// What the writer took from one shard (or read from the admin event log) for one commit.
+/// Framed records for one commit: what a shard holds, or what was read from the admin event log.
 struct Taken {
     frames: Vec<u8>,
     count: u64,
+    /// Earliest and latest `at_ms` among them.
     ms: (i64, i64),
+}
+
+impl Taken {
+    fn new(frames: Vec<u8>) -> Taken {
+        Taken {
+            frames,
+            count: 0,
+            ms: (i64::MAX, i64::MIN),
+        }
+    }
+
+    /// Frames one record, written by `encode` (its sequence number and hash are left for
+    /// `audit_block::seal`).
+    fn push(&mut self, at_ms: i64, encode: impl FnOnce(&mut Vec<u8>)) {
+        let start = audit_block::open_frame(&mut self.frames);
+        encode(&mut self.frames);
+        audit_block::close_frame(&mut self.frames, start);
+        self.count += 1;
+        self.ms = (self.ms.0.min(at_ms), self.ms.1.max(at_ms));
+    }
 }
 
 /// Shards per writer: enough that worker threads rarely share one.
@@ -164,7 +168,15 @@ impl AuditWriter {
     /// Opens the trail in `dir` (making the signing key on first use) and starts the writer.
     pub fn start(dir: &Path, opts: WriterOptions) -> Result<Arc<AuditWriter>, StoreError> {
         let mut trail = Trail::open(dir)?;
-        let shards: Arc<[Mutex<Shard>]> = (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect();
+        let shards: Arc<[Mutex<Shard>]> = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Shard {
+                    pending: Taken::new(Vec::new()),
+                    acks: Vec::new(),
+                    closed: false,
+                })
+            })
+            .collect();
         let written = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let closing = Arc::new(AtomicBool::new(false));
         let (w, c, sh) = (written.clone(), closing.clone(), shards.clone());
@@ -210,16 +222,12 @@ impl AuditWriter {
         if s.closed {
             return Err(QueueFull);
         }
-        if s.frames.len() >= self.shard_bytes {
+        if s.pending.frames.len() >= self.shard_bytes {
             drop(s);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(QueueFull);
         }
-        let start = audit_block::open_frame(&mut s.frames);
-        record.encode(&mut s.frames);
-        audit_block::close_frame(&mut s.frames, start);
-        s.count += 1;
-        s.ms = (s.ms.0.min(record.at_ms), s.ms.1.max(record.at_ms));
+        s.pending.push(record.at_ms, |out| record.encode(out));
         s.acks.extend(ack);
         Ok(())
     }
@@ -369,13 +377,9 @@ impl Trail {
             for shard in shards {
                 let mut s = lock(shard);
                 s.closed = closed;
-                if s.count > 0 {
-                    let fresh = spare.pop().unwrap_or_default();
-                    batch.push(Taken {
-                        frames: std::mem::replace(&mut s.frames, fresh),
-                        count: std::mem::take(&mut s.count),
-                        ms: std::mem::replace(&mut s.ms, NO_MS),
-                    });
+                if s.pending.count > 0 {
+                    let fresh = Taken::new(spare.pop().unwrap_or_default());
+                    batch.push(std::mem::replace(&mut s.pending, fresh));
                     acks.append(&mut s.acks);
                 }
             }
@@ -624,11 +628,7 @@ fn admin_events_after(conn: &Connection, seen: i64) -> rusqlite::Result<(i64, Op
     )?;
     let mut rows = stmt.query([seen])?;
     let mut last = seen;
-    let mut out = Taken {
-        frames: Vec::new(),
-        count: 0,
-        ms: NO_MS,
-    };
+    let mut out = Taken::new(Vec::new());
     while let Some(r) = rows.next()? {
         last = r.get(0)?;
         let rec = Record::Admin {
@@ -639,11 +639,7 @@ fn admin_events_after(conn: &Connection, seen: i64) -> rusqlite::Result<(i64, Op
             detail: serde_json::from_str(&r.get::<_, String>(5)?)
                 .unwrap_or(serde_json::Value::Null),
         };
-        let start = audit_block::open_frame(&mut out.frames);
-        rec.encode(&mut out.frames);
-        audit_block::close_frame(&mut out.frames, start);
-        out.count += 1;
-        out.ms = (out.ms.0.min(rec.at_ms()), out.ms.1.max(rec.at_ms()));
+        out.push(rec.at_ms(), |buf| rec.encode(buf));
     }
     Ok((last, (out.count > 0).then_some(out)))
 }
