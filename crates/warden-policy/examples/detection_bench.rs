@@ -582,10 +582,15 @@ fn cost(settings: &Settings) {
         body: order,
     };
     println!();
+    // COST_ONLY=post (or get) times one request alone, for a profiler.
+    let only = std::env::var("COST_ONLY").unwrap_or_default();
     for (what, req) in [
         ("GET with a query and browser headers", &get),
         ("POST of a JSON order", &post),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(_, r)| only.is_empty() || r.uri.contains('?') == (only == "get"))
+    {
         let first = time_inspection(req, settings, false);
         let repeated = time_inspection(req, settings, true);
         println!(

@@ -273,13 +273,33 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     // suffix the application appends.
     for scheme in ["http://", "https://", "ftp://", "ftps://"] {
         if let Some(rest) = l.strip_prefix(scheme) {
-            let host = rest.split(['/', ':', '?', '#']).next().unwrap_or("");
+            let host = if rest.starts_with('[') {
+                rest.split_inclusive(']').next().unwrap_or("")
+            } else {
+                rest.split(['/', ':', '?', '#']).next().unwrap_or("")
+            };
             let ends_cut = l.ends_with('?') && rest.contains('/');
-            let ip_host = !host.is_empty() && host.bytes().all(|c| c.is_ascii_digit() || c == b'.');
+            let ip_host = !host.is_empty()
+                && (host.bytes().all(|c| c.is_ascii_digit() || c == b'.')
+                    || (host.starts_with('[') && host.ends_with(']')));
             if ends_cut && place.is_line_oriented() {
                 out.push(Hit::new(Detector::Traversal, "remote-include", CRITICAL, 1));
             } else if ends_cut {
                 out.push(Hit::new(Detector::Traversal, "remote-include", WARNING, 2));
+            } else if ip_host && names_script(rest) {
+                // A script fetched from a bare address: what a dropper or an include of
+                // attacker code looks like; no CDN or API hands out such links.
+                let score = if place.is_line_oriented() {
+                    CRITICAL
+                } else {
+                    ERROR
+                };
+                out.push(Hit::new(
+                    Detector::Traversal,
+                    "remote-include-ip-script",
+                    score,
+                    1,
+                ));
             } else if ip_host && place.is_line_oriented() {
                 out.push(Hit::new(
                     Detector::Traversal,
@@ -291,6 +311,22 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
             break;
         }
     }
+}
+
+/// Whether a URL's path (after the authority) names a file a server would run or include.
+fn names_script(after_scheme: &str) -> bool {
+    let path = after_scheme.split(['?', '#']).next().unwrap_or("");
+    let Some((_, file)) = path.rsplit_once('/') else {
+        return false;
+    };
+    let Some((_, ext)) = file.rsplit_once('.') else {
+        return false;
+    };
+    ext.starts_with("php")
+        || matches!(
+            ext,
+            "phtml" | "jsp" | "asp" | "aspx" | "cgi" | "pl" | "py" | "sh" | "txt" | "inc"
+        )
 }
 
 #[cfg(test)]
@@ -324,8 +360,25 @@ mod tests {
             "/etc/pa[s]swd",
             "/???/??t",
             "..;/admin",
+            "http://66.240.183.75/crash.php",
+            "https://[2001:41d0:701:1100::29c8]/gecko.php",
+            "http://198.51.100.9:8080/x/shell.txt?cmd=id",
         ] {
             assert!(blocked(s, Place::Query, Encoding::Form), "{s}");
+        }
+    }
+
+    #[test]
+    fn addresses_without_a_script_or_in_json_prose_do_not_block() {
+        for (s, place) in [
+            ("http://203.0.113.7/images/logo.png", Place::Query),
+            ("http://203.0.113.7:9000/", Place::Query),
+            ("https://[2001:db8::1]/status", Place::Query),
+            ("https://example.com/index.php", Place::Query),
+            // In a JSON string it still scores, below the threshold on its own.
+            ("http://66.240.183.75/crash.php", Place::JsonString),
+        ] {
+            assert!(!blocked(s, place, Encoding::Plain), "{s}");
         }
     }
 
