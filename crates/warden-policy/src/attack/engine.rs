@@ -437,12 +437,7 @@ impl<'s> Inspector<'s> {
             .trim_end_matches(['.', ' '])
             .to_ascii_lowercase();
         let ext = v.rsplit('.').next().unwrap_or("").trim();
-        let script = ext.starts_with("php")
-            || matches!(
-                ext,
-                "phtml" | "phar" | "pht" | "jsp" | "jspx" | "asp" | "aspx" | "cgi" | "shtml"
-            );
-        if script && v.contains('.') {
+        if super::server_script(ext) && v.contains('.') {
             self.rule(
                 Detector::Code,
                 "script-upload",

@@ -154,3 +154,13 @@ impl Hit {
         }
     }
 }
+
+/// A file extension a web server runs as a script (PHP in its variants, JSP, ASP, CGI, SSI): an
+/// upload with one, or an include of a remote one, hands the attacker code execution.
+fn server_script(ext: &str) -> bool {
+    ext.starts_with("php")
+        || matches!(
+            ext,
+            "phtml" | "phar" | "pht" | "jsp" | "jspx" | "asp" | "aspx" | "cgi" | "shtml"
+        )
+}

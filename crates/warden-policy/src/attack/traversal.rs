@@ -322,11 +322,8 @@ fn names_script(after_scheme: &str) -> bool {
     let Some((_, ext)) = file.rsplit_once('.') else {
         return false;
     };
-    ext.starts_with("php")
-        || matches!(
-            ext,
-            "phtml" | "jsp" | "asp" | "aspx" | "cgi" | "pl" | "py" | "sh" | "txt" | "inc"
-        )
+    // Remote includes also fetch plain text and include files that hold code.
+    super::server_script(ext) || matches!(ext, "pl" | "py" | "sh" | "txt" | "inc")
 }
 
 #[cfg(test)]
