@@ -47,9 +47,19 @@ impl std::hash::Hasher for NameHasher {
         }
         self.0 = h;
     }
+    /// A byte slice's length prefix: one round instead of eight.
+    fn write_usize(&mut self, n: usize) {
+        let h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        self.0 = (h ^ n as u64).wrapping_mul(0x0100_0000_01b3);
+    }
 }
 
-type PropMap = HashMap<String, Prop, std::hash::BuildHasherDefault<NameHasher>>;
+/// Keyed by the name's bytes, so the text filter looks a key up straight from the body.
+type PropMap = HashMap<Vec<u8>, Prop, std::hash::BuildHasherDefault<NameHasher>>;
 
 #[derive(Debug, Default)]
 struct Object {
@@ -184,7 +194,7 @@ impl Shapes {
                 let (read_only, write_only) = (flag("readOnly"), flag("writeOnly"));
                 let node = self.build(doc, &subs);
                 o.props.insert(
-                    name.to_string(),
+                    name.as_bytes().to_vec(),
                     Prop {
                         node,
                         read_only,
@@ -243,7 +253,7 @@ impl Shapes {
                         push_segment(&mut l, k);
                         l
                     };
-                    let next = match shape.props.get(k.as_str()) {
+                    let next = match shape.props.get(k.as_bytes()) {
                         Some(p)
                             if (dir == Direction::Request && p.read_only)
                                 || (dir == Direction::Response && p.write_only) =>
@@ -308,19 +318,22 @@ impl Shapes {
 
 /// Appends `.name` for a tame property name, `[n]` for one made of digits; anything else is not
 /// repeated back to the client (it came from the request).
-pub(crate) fn push_segment(loc: &mut String, name: &str) {
+pub(crate) fn push_segment(loc: &mut String, name: impl AsRef<[u8]>) {
+    let name = name.as_ref();
     let tame = !name.is_empty()
         && name.len() <= 64
         && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'$');
-    if tame && name.bytes().all(|b| b.is_ascii_digit()) {
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'$'));
+    // Tame names are ASCII, so each byte is one character.
+    let ascii = name.iter().map(|b| char::from(*b));
+    if tame && name.iter().all(u8::is_ascii_digit) {
         loc.push('[');
-        loc.push_str(name);
+        loc.extend(ascii);
         loc.push(']');
     } else if tame {
         loc.push('.');
-        loc.push_str(name);
+        loc.extend(ascii);
     } else {
         loc.push_str(".<property>");
     }
@@ -329,13 +342,23 @@ pub(crate) fn push_segment(loc: &mut String, name: &str) {
 /// A response filter that works on the text itself: no tree is built, members are removed by
 /// splicing, and an answer with nothing to remove is left byte for byte as it came.
 struct TextWalk<'t, 's> {
-    text: &'t str,
     b: &'t [u8],
     i: usize,
     shapes: &'s Shapes,
-    loc: String,
+    base: &'s str,
+    /// The members and items above the current value; a location is written from it only for
+    /// a finding (an answer as declared costs no formatting).
+    path: Vec<Step>,
     found: Vec<Violation>,
     edits: Vec<std::ops::Range<usize>>,
+}
+
+enum Step {
+    /// A key as it stands in the text (no escapes).
+    Key(std::ops::Range<usize>),
+    /// A key that had escapes, decoded.
+    Decoded(Vec<u8>),
+    Index(usize),
 }
 
 /// Not JSON (the walk stops at the first thing that is not).
@@ -343,18 +366,20 @@ struct TextWalk<'t, 's> {
 pub struct NotJson;
 
 /// What the text filter found, and the new text when it removed something.
-pub type Filtered = Result<(Vec<Violation>, Option<String>), NotJson>;
+pub type Filtered = Result<(Vec<Violation>, Option<Vec<u8>>), NotJson>;
 
 impl Shapes {
     /// Removes undeclared and `writeOnly` members from a JSON text along shape `node`. Returns
-    /// what was found and, when something was removed, the new text.
-    pub fn filter_text(&self, node: usize, text: &str, base: &str) -> Filtered {
+    /// what was found and, when something was removed, the new text. Text that is not UTF-8
+    /// is not JSON: strings with bytes past ASCII are checked as the walk meets them, so the
+    /// body needs no separate UTF-8 pass.
+    pub fn filter_text(&self, node: usize, text: &[u8], base: &str) -> Filtered {
         let mut w = TextWalk {
-            text,
-            b: text.as_bytes(),
+            b: text,
             i: 0,
             shapes: self,
-            loc: base.to_string(),
+            base,
+            path: Vec::new(),
             found: Vec::new(),
             edits: Vec::new(),
         };
@@ -370,18 +395,32 @@ impl Shapes {
         // An object's edits are pushed as its members end, so a run closed by a kept member
         // comes after the edits inside that member: put them in text order (they never overlap).
         w.edits.sort_unstable_by_key(|e| e.start);
-        let mut out = String::with_capacity(text.len());
+        let mut out = Vec::with_capacity(text.len());
         let mut at = 0;
         for e in &w.edits {
-            out.push_str(&text[at..e.start]);
+            out.extend_from_slice(&text[at..e.start]);
             at = e.end;
         }
-        out.push_str(&text[at..]);
+        out.extend_from_slice(&text[at..]);
         Ok((w.found, Some(out)))
     }
 }
 
 impl TextWalk<'_, '_> {
+    fn location(&self) -> String {
+        let mut loc = self.base.to_string();
+        for step in &self.path {
+            match step {
+                Step::Key(r) => push_segment(&mut loc, &self.b[r.clone()]),
+                Step::Decoded(k) => push_segment(&mut loc, k),
+                Step::Index(n) => {
+                    let _ = write!(loc, "[{n}]");
+                }
+            }
+        }
+        loc
+    }
+
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
@@ -461,31 +500,42 @@ impl TextWalk<'_, '_> {
     }
 
     /// Skips a string; returns its raw contents (escapes still in) and whether it had any.
-    /// Jumps from quote or backslash to the next with `memchr`, checking each stretch between
-    /// for control characters in one pass (both vectorise; a byte-at-a-time loop did not).
     fn string(&mut self) -> Result<(usize, usize, bool), NotJson> {
         self.expect(b'"')?;
+        let b = self.b;
         let start = self.i;
+        let mut i = start;
         let mut escaped = false;
+        let mut wide = false;
         loop {
-            let rest = self.b.get(self.i..).ok_or(NotJson)?;
-            let at = memchr::memchr2(b'"', b'\\', rest).ok_or(NotJson)?;
-            if rest[..at].iter().any(|c| *c < 0x20) {
-                return Err(NotJson);
-            }
-            self.i += at;
-            if self.b[self.i] == b'"' {
-                self.i += 1;
-                return Ok((start, self.i - 1, escaped));
-            }
-            // A backslash and the character it escapes (control characters are never escaped
-            // raw); `\u` digits are ordinary characters to this walk.
-            escaped = true;
-            match self.b.get(self.i + 1) {
-                Some(c) if *c >= 0x20 => self.i += 2,
-                _ => return Err(NotJson),
+            i = warden_policy::json::plain_run_end(b, i, true);
+            match b.get(i) {
+                None => return Err(NotJson),
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    // A backslash and the character it escapes (control characters are never
+                    // escaped raw); `\u` digits are ordinary characters to this walk.
+                    escaped = true;
+                    match b.get(i + 1) {
+                        Some(c) if *c >= 0x20 => {
+                            wide |= *c >= 0x80;
+                            i += 2;
+                        }
+                        _ => return Err(NotJson),
+                    }
+                }
+                Some(c) if *c >= 0x80 => {
+                    wide = true;
+                    i += 1;
+                }
+                Some(_) => return Err(NotJson),
             }
         }
+        if wide && std::str::from_utf8(&b[start..i]).is_err() {
+            return Err(NotJson);
+        }
+        self.i = i + 1;
+        Ok((start, i, escaped))
     }
 
     fn object(&mut self, node: Option<usize>, depth: usize) -> Result<(), NotJson> {
@@ -505,12 +555,14 @@ impl TextWalk<'_, '_> {
             self.ws();
             let member_start = self.i;
             let (ks, ke, escaped) = self.string()?;
-            let key: std::borrow::Cow<'_, str> = if escaped {
-                serde_json::from_str::<String>(&self.text[ks - 1..=ke])
+            // Raw bytes unless escaped (already checked to be UTF-8 by `string`).
+            let key: std::borrow::Cow<'_, [u8]> = if escaped {
+                serde_json::from_slice::<String>(&self.b[ks - 1..=ke])
                     .map_err(|_| NotJson)?
+                    .into_bytes()
                     .into()
             } else {
-                self.text[ks..ke].into()
+                self.b[ks..ke].into()
             };
             self.ws();
             self.expect(b':')?;
@@ -528,9 +580,12 @@ impl TextWalk<'_, '_> {
                 },
             };
             let descend = next.is_some() && matches!(self.b.get(self.i), Some(b'{' | b'['));
-            let len = self.loc.len();
-            if descend || rule.is_some() {
-                push_segment(&mut self.loc, &key);
+            let pushed = descend || rule.is_some();
+            if pushed {
+                self.path.push(match key {
+                    std::borrow::Cow::Borrowed(_) => Step::Key(ks..ke),
+                    std::borrow::Cow::Owned(k) => Step::Decoded(k),
+                });
             }
             if descend {
                 self.value(next, depth + 1)?;
@@ -538,10 +593,8 @@ impl TextWalk<'_, '_> {
                 self.value(None, depth + 1)?;
             }
             if let Some(rule) = rule {
-                self.found.push(Violation {
-                    location: self.loc.clone(),
-                    rule,
-                });
+                let location = self.location();
+                self.found.push(Violation { location, rule });
                 run_start.get_or_insert(member_start);
             } else {
                 if let Some(s) = run_start.take() {
@@ -549,7 +602,9 @@ impl TextWalk<'_, '_> {
                 }
                 last_kept_end = Some(self.i);
             }
-            self.loc.truncate(len);
+            if pushed {
+                self.path.pop();
+            }
             last_end = self.i;
             self.ws();
             match self.b.get(self.i) {
@@ -578,10 +633,9 @@ impl TextWalk<'_, '_> {
         loop {
             self.ws();
             if items.is_some() && matches!(self.b.get(self.i), Some(b'{' | b'[')) {
-                let len = self.loc.len();
-                let _ = write!(self.loc, "[{n}]");
+                self.path.push(Step::Index(n));
                 self.value(items, depth + 1)?;
-                self.loc.truncate(len);
+                self.path.pop();
             } else {
                 self.value(None, depth + 1)?;
             }

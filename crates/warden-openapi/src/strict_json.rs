@@ -79,11 +79,16 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(k) = map.next_key::<String>()? {
-            if out.contains_key(&k) {
-                return Err(de::Error::custom(DUPLICATE));
+            // One lookup: the slot is found before the value is read, and filled after.
+            match out.entry(k) {
+                serde_json::map::Entry::Occupied(_) => {
+                    return Err(de::Error::custom(DUPLICATE));
+                }
+                serde_json::map::Entry::Vacant(slot) => {
+                    let Strict(v) = map.next_value()?;
+                    slot.insert(v);
+                }
             }
-            let Strict(v) = map.next_value()?;
-            out.insert(k, v);
         }
         Ok(Value::Object(out))
     }

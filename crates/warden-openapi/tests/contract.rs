@@ -213,12 +213,46 @@ fn the_text_filter_splices_in_text_order() {
         panic!()
     };
     let text = r#"{"x":[1],"address":{"id":1,"city":"Lyon","tags":2},"owner":"a","y":3}"#;
-    let (found, new) = c.filter_response_text(op, 201, text).unwrap().unwrap();
+    let (found, new) = c
+        .filter_response_text(op, 201, text.as_bytes())
+        .unwrap()
+        .unwrap();
     assert_eq!(found.len(), 4, "{found:?}");
     assert_eq!(
         new.as_deref(),
-        Some(r#"{"address":{"city":"Lyon"},"owner":"a"}"#)
+        Some(br#"{"address":{"city":"Lyon"},"owner":"a"}"#.as_slice())
     );
+}
+
+#[test]
+fn the_text_filter_refuses_what_is_not_json_text() {
+    let c = shop();
+    let Match::Found { op, .. } = c.find(&Method::POST, "/api/v2/accounts") else {
+        panic!()
+    };
+    let filter = |text: &[u8]| c.filter_response_text(op, 201, text).unwrap();
+    // Kept as they came: multibyte characters, escapes, quotes past the first eight bytes.
+    for ok in [
+        r#"{"owner":"Zoë Ångström-Łukasiewicz, 東京都"}"#.as_bytes(),
+        br#"{"owner":"a long name with an \"escaped\" quote\\ and \u00e9"}"#,
+    ] {
+        assert_eq!(
+            filter(ok),
+            Ok((vec![], None)),
+            "{}",
+            String::from_utf8_lossy(ok)
+        );
+    }
+    for bad in [
+        b"{\"owner\":\"caf\xe9 au lait, long enough\"}".as_slice(), // Latin-1, not UTF-8
+        b"{\"owner\":\"\xff\"}",
+        b"{\"own\xc3\":1}",                             // a key cut mid-character
+        b"{\"owner\":\"a raw\ttab in a long string\"}", // control character
+        b"{\"owner\":\"unterminated and longer than eight",
+        b"{\"owner\":\"\\\xe9\"}", // escape of a broken byte
+    ] {
+        assert!(filter(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+    }
 }
 
 #[test]
@@ -376,10 +410,10 @@ proptest::proptest! {
         let c = shop();
         let Match::Found { op, .. } = c.find(&Method::POST, "/api/v2/accounts") else { panic!() };
         let text = if pretty { serde_json::to_string_pretty(&value).unwrap() } else { value.to_string() };
-        let (mut found_text, new) = c.filter_response_text(op, 201, &text).unwrap().unwrap();
+        let (mut found_text, new) = c.filter_response_text(op, 201, text.as_bytes()).unwrap().unwrap();
         let mut tree = value;
         let mut found_tree = c.filter_response(op, 201, &mut tree).unwrap();
-        let out: Value = serde_json::from_str(new.as_deref().unwrap_or(&text)).unwrap();
+        let out: Value = serde_json::from_slice(new.as_deref().unwrap_or(text.as_bytes())).unwrap();
         proptest::prop_assert_eq!(&out, &tree);
         proptest::prop_assert_eq!(new.is_none(), found_tree.is_empty());
         found_text.sort();
@@ -422,6 +456,8 @@ fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
         ".{0,12}".prop_map(Value::from),
+        // Long enough for the filter's eight-bytes-at-a-time string scan.
+        ".{9,40}".prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 48, 6, move |inner| {
         prop_oneof![

@@ -232,17 +232,15 @@ impl Check for ValidationCheck {
         if body.is_empty() {
             return Verdict::Continue;
         }
-        let text = std::str::from_utf8(body).ok();
-        let filtered = text.and_then(|t| {
+        let filtered =
             called
                 .api
                 .contract
-                .filter_response_text(called.op(), head.status.as_u16(), t)
-        });
-        let (found, new) = match (text, filtered) {
-            (Some(_), None) => return Verdict::Continue, // no schema for this status
-            (Some(_), Some(Ok(result))) => result,
-            _ => {
+                .filter_response_text(called.op(), head.status.as_u16(), body);
+        let (found, new) = match filtered {
+            None => return Verdict::Continue, // no schema for this status
+            Some(Ok(result)) => result,
+            Some(Err(_)) => {
                 contract::record(ctx, NAME, "response-not-json", "body", true);
                 return Verdict::Continue;
             }
