@@ -4,12 +4,18 @@
 # that wrk's noise hides. It leaves out the kernel (about two thirds of a proxied request's CPU time,
 # the same for both: see bench/README.md) and cache effects between cores.
 #
-# Usage: bench/instructions.sh [REQUESTS=3000]
-# Needs: valgrind, nginx, python3. Both proxies run one worker; requests go over 4 keep-alive
-# connections, one at a time.
+# Usage: bench/instructions.sh [REQUESTS=3000] [proxy|contract]
+#   proxy (default): GET / through Warden (plain proxy) and through nginx.
+#   contract: POST bench/corpus/order.json through Warden without and with the OpenAPI contract
+#             (bench/corpus/order-spec.yaml) to an nginx answering the declared 1.9 KB order,
+#             everything else at its defaults in both (as bench/contract.sh).
+# Needs: valgrind, nginx, python3. The proxies run one worker; requests go over 4 keep-alive
+# connections, one at a time, after 200 unmeasured ones (pools, caches and lazy state warm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-3000}
+MODE=${2:-proxy}
+case $MODE in proxy|contract) ;; *) echo "mode is proxy or contract, not $MODE" >&2; exit 2 ;; esac
 for tool in valgrind nginx python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
@@ -20,13 +26,31 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-UP=$(free_port); NGX=$(free_port); WD=$(free_port); ADM=$(free_port)
+UP=$(free_port); NGX=$(free_port); WD=$(free_port); ADM=$(free_port); WD2=$(free_port); ADM2=$(free_port)
+if [ "$MODE" = contract ]; then
+  # nginx refuses POST to static files, so the answer is inlined (double quotes escaped).
+  ANSWER="return 200 \"$(sed 's/"/\\"/g' bench/corpus/order-response-clean.json)\";"
+  BODY=$PWD/bench/corpus/order.json
+  for name in plain contract; do
+    port=$WD admin=$ADM extra=""
+    if [ "$name" = contract ]; then port=$WD2 admin=$ADM2 extra=", openapi: {spec: $PWD/bench/corpus/order-spec.yaml}"; fi
+    cat >"$work/$name.yaml" <<YAML
+listeners: [{address: "127.0.0.1:$port", plain_http: true}]
+admin: {address: "127.0.0.1:$admin"}
+upstreams: {bench: {targets: ["http://127.0.0.1:$UP"]}}
+routes: [{path_prefix: /, upstream: bench, auth: none$extra}]
+YAML
+  done
+else
+  ANSWER="return 200 '{\"ok\":true,\"service\":\"bench-upstream\"}';"
+  BODY=""
+fi
 
 cat >"$work/upstream.conf" <<NGINX
 worker_processes 1; pid $work/upstream.pid; error_log $work/upstream-error.log warn;
 events { worker_connections 1024; }
 http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { default_type application/json; return 200 '{"ok":true,"service":"bench-upstream"}'; } } }
+  server { listen 127.0.0.1:$UP; location / { default_type application/json; $ANSWER } } }
 NGINX
 cat >"$work/proxy.conf" <<NGINX
 master_process off; daemon off; worker_processes 1; pid $work/proxy.pid; error_log $work/proxy-error.log warn;
@@ -40,11 +64,18 @@ http { access_log off; keepalive_requests 1000000;
 NGINX
 cat >"$work/client.py" <<'PY'
 import http.client, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
+port, n, body = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+data = open(body, "rb").read() if body else None
 conns = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(4)]
+headers = {"User-Agent": "bench", "Accept": "*/*"}
+if data:
+    headers["Content-Type"] = "application/json"
 for i in range(n):
     c = conns[i % 4]
-    c.request("GET", "/", headers={"User-Agent": "bench", "Accept": "*/*"})
+    if data:
+        c.request("POST", "/v1/orders", body=data, headers=headers)
+    else:
+        c.request("GET", "/", headers=headers)
     r = c.getresponse(); r.read()
     assert r.status == 200, r.status
 PY
@@ -59,15 +90,26 @@ count() {
   local pid=$!
   pids+=($pid)
   sleep 2
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.3; done
+  python3 "$work/client.py" "$port" 200 "$BODY"
   callgrind_control -i on "$pid" >/dev/null
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.3; done
-  python3 "$work/client.py" "$port" "$N"
+  python3 "$work/client.py" "$port" "$N" "$BODY"
   callgrind_control -i off "$pid" >/dev/null
   kill "$pid"; wait "$pid" 2>/dev/null || true
   local total
   total=$(callgrind_annotate "$work/$name.cg" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
   echo $((total / N))
 }
+if [ "$MODE" = contract ]; then
+  P=$(count plain "$WD" "$WARDEN" --data-dir "$work/data1" --log-level warn serve --workers 1 --config "$work/plain.yaml")
+  C=$(count contract "$WD2" "$WARDEN" --data-dir "$work/data2" --log-level warn serve --workers 1 --config "$work/contract.yaml")
+  echo "| warden, POST $(wc -c <"$BODY") bytes, answer $(wc -c <bench/corpus/order-response-clean.json) bytes | instructions/request |"
+  echo "| --- | ---: |"
+  echo "| plain | $P |"
+  echo "| contract | $C |"
+  python3 -c "print(f'| **contract / plain** | **{$C/$P:.2f}** (+{$C-$P}) |')"
+  exit 0
+fi
 W=$(count warden "$WD" "$WARDEN" --data-dir "$work/data" --log-level warn serve --workers 1 \
   --listen "127.0.0.1:$WD" --upstream "http://127.0.0.1:$UP" --admin "127.0.0.1:$ADM")
 X=$(count nginx "$NGX" nginx -c "$work/proxy.conf" -p "$work")
