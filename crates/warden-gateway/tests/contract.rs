@@ -503,3 +503,25 @@ async fn config_overrides_operations_and_rules_read_headers_and_token_claims() {
 async fn send_owned(req: Request<warden_gateway::body::GatewayBody>) -> StatusCode {
     send(&h1_client(), req).await.0
 }
+
+// A body the contract accepts is still inspected for attacks: from the tree validation parsed,
+// not by scanning the text again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_body_is_still_inspected_for_attacks() {
+    let (gw, _) = shop("").await;
+    let writer = token("alice", "shop:read shop:write");
+    let body = json!({"owner": "alice", "name": "x' OR '1'='1' --", "address": {"city": "Lyon"}});
+    let (s, h, doc) = call(&gw, "POST", "/api/v2/accounts", Some(&writer), Some(body)).await;
+    let doc = assert_problem(s, &h, doc.to_string().as_bytes(), 403, "forbidden");
+    assert_eq!(doc["reason"], "attack-detected");
+    assert!(!doc.to_string().contains("OR '1'"), "no echo: {doc}");
+    let metrics = reqwest_metrics(&gw).await;
+    assert!(
+        metrics.contains("check=\"attack_detection\",kind=\"sqli\",action=\"block\""),
+        "{metrics}"
+    );
+    // The same shape with a harmless name goes through.
+    let body = json!({"owner": "alice", "name": "O'Brien's main account; union of two", "address": {"city": "Lyon"}});
+    let (s, _, _) = call(&gw, "POST", "/api/v2/accounts", Some(&writer), Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED);
+}

@@ -265,21 +265,29 @@ impl Check for AttackDetectionCheck {
         if !self.needs_body(ctx, head) {
             return Verdict::Continue; // Decided in the head phase.
         }
+        // The contract's validation may have parsed the body already (strictly: a key named
+        // twice is refused there, so the tree holds everything the text does).
+        let parsed = super::contract::called(ctx).and_then(|c| c.body.clone());
         let report = CLEAN.with_borrow_mut(|seen| {
             let mut inspector =
                 Inspector::new(&policy.settings, self.budget).with_clean_values(seen);
             Self::inspect_head(&mut inspector, head);
             if !body.is_empty() {
-                let text = String::from_utf8_lossy(body);
-                match body_kind(&head.headers) {
-                    BodyKind::Json => {
-                        if !inspector.json(&text) {
-                            inspector.text(&text);
+                match (body_kind(&head.headers), &parsed) {
+                    (BodyKind::Json, Some(tree)) => inspector.json_value(tree),
+                    (kind, _) => {
+                        let text = String::from_utf8_lossy(body);
+                        match kind {
+                            BodyKind::Json => {
+                                if !inspector.json(&text) {
+                                    inspector.text(&text);
+                                }
+                            }
+                            BodyKind::Form => inspector.params(&text, true),
+                            BodyKind::Text => inspector.text(&text),
+                            BodyKind::Binary => {}
                         }
                     }
-                    BodyKind::Form => inspector.params(&text, true),
-                    BodyKind::Text => inspector.text(&text),
-                    BodyKind::Binary => {}
                 }
             }
             inspector.finish()

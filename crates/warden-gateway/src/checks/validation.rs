@@ -202,11 +202,15 @@ impl Check for ValidationCheck {
                 .contract
                 .check_body(media, &mut value, &mut violations);
         }
-        if violations.is_empty() {
-            Verdict::Continue
-        } else {
-            Self::invalid(ctx, &called, violations)
+        if !violations.is_empty() {
+            return Self::invalid(ctx, &called, violations);
         }
+        // Kept for the checks after this one: attack detection reads the tree instead of
+        // scanning the text again.
+        if let Some(c) = ctx.ext.get_mut::<Called>() {
+            c.body.get_or_insert_with(|| std::sync::Arc::new(value));
+        }
+        Verdict::Continue
     }
 
     fn response_body_limit(&self, ctx: &RequestCtx, head: &response::Parts) -> Option<u64> {

