@@ -24,7 +24,7 @@ use load::{escape, Loader};
 use router::Template;
 pub use rules::{Rule, Vars};
 pub use schema::Validator;
-use shape::{push_segment, Direction, Shapes};
+use shape::{Direction, Shapes, Step};
 
 /// At most this many violations are listed for one request (the rest adds nothing).
 pub const MAX_VIOLATIONS: usize = 20;
@@ -517,22 +517,11 @@ pub struct Params {
 /// violation (from the stack of keys and indexes above it): a compliant body, nearly every one,
 /// costs no allocation and no formatting.
 pub fn check_json_limits(value: &Value, limits: &JsonLimits, out: &mut Vec<Violation>) {
-    enum Step<'v> {
-        Key(&'v str),
-        Index(usize),
-    }
     fn report(path: &[Step<'_>], rule: &'static str, out: &mut Vec<Violation>) {
-        let mut location = String::from("body");
-        for step in path {
-            match step {
-                Step::Key(k) => push_segment(&mut location, k),
-                Step::Index(i) => {
-                    use std::fmt::Write;
-                    let _ = write!(location, "[{i}]");
-                }
-            }
-        }
-        out.push(Violation { location, rule });
+        out.push(Violation {
+            location: shape::location("body", path),
+            rule,
+        });
     }
     fn walk<'v>(v: &'v Value, l: &JsonLimits, path: &mut Vec<Step<'v>>, out: &mut Vec<Violation>) {
         // Numbers, booleans and nulls can break only the depth limit.
@@ -568,7 +557,7 @@ pub fn check_json_limits(value: &Value, limits: &JsonLimits, out: &mut Vec<Viola
             Value::Object(map) => {
                 for (k, item) in map {
                     if deep(item, path) {
-                        path.push(Step::Key(k));
+                        path.push(Step::Key(k.as_bytes().into()));
                         walk(item, l, path, out);
                         path.pop();
                     }

@@ -37,24 +37,24 @@ impl std::hash::Hasher for NameHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
         for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            self.round(u64::from(*b));
         }
-        self.0 = h;
     }
     /// A byte slice's length prefix: one round instead of eight.
     fn write_usize(&mut self, n: usize) {
+        self.round(n as u64);
+    }
+}
+
+impl NameHasher {
+    fn round(&mut self, x: u64) {
         let h = if self.0 == 0 {
             0xcbf2_9ce4_8422_2325
         } else {
             self.0
         };
-        self.0 = (h ^ n as u64).wrapping_mul(0x0100_0000_01b3);
+        self.0 = (h ^ x).wrapping_mul(0x0100_0000_01b3);
     }
 }
 
@@ -348,17 +348,30 @@ struct TextWalk<'t, 's> {
     base: &'s str,
     /// The members and items above the current value; a location is written from it only for
     /// a finding (an answer as declared costs no formatting).
-    path: Vec<Step>,
+    path: Vec<Step<'t>>,
     found: Vec<Violation>,
     edits: Vec<std::ops::Range<usize>>,
 }
 
-enum Step {
-    /// A key as it stands in the text (no escapes).
-    Key(std::ops::Range<usize>),
-    /// A key that had escapes, decoded.
-    Decoded(Vec<u8>),
+/// One step of the path to a value: a member's name (borrowed from the body, or decoded when it
+/// had escapes) or an item's index. A location is written from the steps only for a finding.
+pub(crate) enum Step<'a> {
+    Key(std::borrow::Cow<'a, [u8]>),
     Index(usize),
+}
+
+/// `base` followed by the steps, as [`push_segment`] spells them.
+pub(crate) fn location(base: &str, path: &[Step<'_>]) -> String {
+    let mut loc = base.to_string();
+    for step in path {
+        match step {
+            Step::Key(k) => push_segment(&mut loc, k),
+            Step::Index(n) => {
+                let _ = write!(loc, "[{n}]");
+            }
+        }
+    }
+    loc
 }
 
 /// Not JSON (the walk stops at the first thing that is not).
@@ -406,21 +419,7 @@ impl Shapes {
     }
 }
 
-impl TextWalk<'_, '_> {
-    fn location(&self) -> String {
-        let mut loc = self.base.to_string();
-        for step in &self.path {
-            match step {
-                Step::Key(r) => push_segment(&mut loc, &self.b[r.clone()]),
-                Step::Decoded(k) => push_segment(&mut loc, k),
-                Step::Index(n) => {
-                    let _ = write!(loc, "[{n}]");
-                }
-            }
-        }
-        loc
-    }
-
+impl<'t> TextWalk<'t, '_> {
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
@@ -556,13 +555,14 @@ impl TextWalk<'_, '_> {
             let member_start = self.i;
             let (ks, ke, escaped) = self.string()?;
             // Raw bytes unless escaped (already checked to be UTF-8 by `string`).
-            let key: std::borrow::Cow<'_, [u8]> = if escaped {
-                serde_json::from_slice::<String>(&self.b[ks - 1..=ke])
+            let text: &'t [u8] = self.b;
+            let key: std::borrow::Cow<'t, [u8]> = if escaped {
+                serde_json::from_slice::<String>(&text[ks - 1..=ke])
                     .map_err(|_| NotJson)?
                     .into_bytes()
                     .into()
             } else {
-                self.b[ks..ke].into()
+                text[ks..ke].into()
             };
             self.ws();
             self.expect(b':')?;
@@ -582,10 +582,7 @@ impl TextWalk<'_, '_> {
             let descend = next.is_some() && matches!(self.b.get(self.i), Some(b'{' | b'['));
             let pushed = descend || rule.is_some();
             if pushed {
-                self.path.push(match key {
-                    std::borrow::Cow::Borrowed(_) => Step::Key(ks..ke),
-                    std::borrow::Cow::Owned(k) => Step::Decoded(k),
-                });
+                self.path.push(Step::Key(key));
             }
             if descend {
                 self.value(next, depth + 1)?;
@@ -593,7 +590,7 @@ impl TextWalk<'_, '_> {
                 self.value(None, depth + 1)?;
             }
             if let Some(rule) = rule {
-                let location = self.location();
+                let location = location(self.base, &self.path);
                 self.found.push(Violation { location, rule });
                 run_start.get_or_insert(member_start);
             } else {
