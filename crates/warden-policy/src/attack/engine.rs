@@ -153,8 +153,9 @@ pub fn detect(v: &super::Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     if on(Detector::Nosql) {
         nosql::check(v, place, out);
     }
-    if on(Detector::Cmdi) {
-        cmdi::check(v, place, out);
+    let cmdi_on = on(Detector::Cmdi);
+    if cmdi_on || place != Place::JsonString && cmdi::outside_json(&v.lower) {
+        cmdi::inspect(v, place, cmdi_on, out);
     }
     if on(Detector::Traversal) {
         traversal::check(v, place, out);

@@ -116,6 +116,8 @@ const WORDS: &[(&str, Detector)] = &[
     ("]/", Detector::Traversal),
     ("?/", Detector::Traversal),
     ("/?", Detector::Traversal),
+    ("*/", Detector::Traversal),
+    ("/*", Detector::Traversal),
     ("for ", Detector::Cmdi),
     ("for/", Detector::Cmdi),
     ("http:", Detector::Ssrf),
@@ -198,6 +200,21 @@ const WORDS: &[(&str, Detector)] = &[
     ("if /i", Detector::Cmdi),
     ("@{[", Detector::Code),
     ("bin/", Detector::Cmdi),
+    ("/dev/", Detector::Cmdi),
+    (" -c", Detector::Cmdi),
+    (" -i", Detector::Cmdi),
+    (" /c", Detector::Cmdi),
+    (" /k", Detector::Cmdi),
+    ("() {", Detector::Cmdi),
+    ("strace", Detector::Cmdi),
+    ("cpulimit", Detector::Cmdi),
+    ("nohup", Detector::Cmdi),
+    ("sudo", Detector::Cmdi),
+    ("xargs", Detector::Cmdi),
+    ("setsid", Detector::Cmdi),
+    ("stdbuf", Detector::Cmdi),
+    ("unbuffer", Detector::Cmdi),
+    ("chroot", Detector::Cmdi),
 ];
 
 fn table() -> &'static ([u16; 256], AhoCorasick, Vec<u16>) {
@@ -212,7 +229,7 @@ fn table() -> &'static ([u16; 256], AhoCorasick, Vec<u16>) {
         set(b"'\"`;", Detector::Sqli);
         set(b"<>`=", Detector::Xss);
         set(b"$", Detector::Nosql);
-        set(b";|&`$\n", Detector::Cmdi);
+        set(b";|&`$\n{", Detector::Cmdi);
         set(b"\r\n", Detector::Crlf);
         set(b"(", Detector::Code);
         // One pattern per distinct word, with the detectors of every entry for it. The input is
@@ -295,6 +312,16 @@ impl WordSet {
         self.automaton()
             .find_iter(hay)
             .map(|m| (m.start(), m.end()))
+    }
+
+    /// Every occurrence, overlapping ones too, as (word index, start, end).
+    pub fn overlapping<'a>(
+        &'a self,
+        hay: &'a str,
+    ) -> impl Iterator<Item = (usize, usize, usize)> + 'a {
+        self.automaton()
+            .find_overlapping_iter(hay)
+            .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
     }
 
     pub fn found_in(&self, hay: &str) -> bool {

@@ -66,6 +66,15 @@ static RESTRICTED_PATH: WordSet = WordSet::new(&[
     ".cursor/",
     ".aider",
     ".codex/",
+    // Agent and automation tool folders (their rules and MCP configs hold keys and prompts).
+    ".cursorignore",
+    ".roo/",
+    ".cline/",
+    ".windsurf/",
+    ".opencode/",
+    ".plandex/",
+    ".continue/",
+    ".n8n/",
     "id_rsa",
     ".git/config",
 ]);
@@ -135,7 +144,8 @@ fn glob(p: &[u8], t: &[u8]) -> bool {
 }
 
 /// Targets of shell globs: sensitive files and the shells and tools an attacker runs.
-const GLOB_TARGETS: [&str; 10] = [
+const GLOB_TARGETS: [&str; 16] = [
+    "/etc",
     "/etc/passwd",
     "/etc/shadow",
     "/etc/hosts",
@@ -146,6 +156,11 @@ const GLOB_TARGETS: [&str; 10] = [
     "/bin/cat",
     "/usr/bin/wget",
     "/usr/bin/curl",
+    "/bin/ls",
+    "/bin/nc",
+    "/usr/bin/whoami",
+    "/usr/bin/perl",
+    "/usr/bin/python",
 ];
 
 static WRAPPERS: WordSet = WordSet::new(&[
@@ -212,7 +227,7 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
             // command around it (`cat /etc/subuid`).
             let commanded = [
                 "cat ", "type ", "more ", "less ", "head ", "tail ", "nl ", "tac ", "grep ", "cp ",
-                "curl ", "wget ",
+                "curl ", "wget ", "ls ", "if=",
             ]
             .iter()
             .any(|c| {
@@ -228,11 +243,20 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
             sensitive = true;
         }
     }
-    if !sensitive && path_shaped && slashed.contains(['[', '?', '*']) {
-        // `/etc/pa[s]swd`, `/???/??t /???/p??s??`: every path token tried as a glob.
-        for token in slashed.split([' ', ';', '|', '&', '=', '`', '(', ')']) {
+    // In a sentence (`cat /[?]tc/pa[?]swd`) only outside JSON text, where `/*` and `?` are prose.
+    if !sensitive
+        && (path_shaped || place != Place::JsonString)
+        && slashed.contains(['[', '?', '*'])
+    {
+        // `/etc/pa[s]swd`, `/???/??t /???/p??s??`: every path token tried as a glob. A token
+        // needs a letter of its own: `/*` alone matches every folder.
+        for token in slashed.split([
+            ' ', '\t', ';', '|', '&', '=', '`', '(', ')', '+', '{', '}', ',',
+        ]) {
             if token.starts_with('/')
                 && token.len() <= 64
+                && token.contains(['[', '?', '*'])
+                && token.bytes().any(|b| b.is_ascii_alphabetic())
                 && GLOB_TARGETS
                     .iter()
                     .any(|t| glob(token.as_bytes(), t.as_bytes()))
@@ -356,6 +380,9 @@ mod tests {
             "/proc/self/environ",
             "/etc/pa[s]swd",
             "/???/??t",
+            "cat /e?c/pa??wd",
+            "cat /etc/[p//]asswd",
+            "/[e///]tc",
             "..;/admin",
             "http://66.240.183.75/crash.php",
             "https://[2001:41d0:701:1100::29c8]/gecko.php",
