@@ -531,12 +531,15 @@ fn shell_flag(l: &str, i: usize) -> bool {
         return false;
     }
     let before = l[..i].trim_end_matches(' ');
+    // By char: the character before the word may be longer than one byte.
     let start = before
-        .rfind(|c: char| {
+        .char_indices()
+        .rev()
+        .find(|(_, c)| {
             !(c.is_ascii_alphanumeric()
                 || matches!(c, '/' | '.' | '_' | '-' | '$' | '{' | '}' | '\\'))
         })
-        .map_or(0, |p| p + 1);
+        .map_or(0, |(p, c)| p + c.len_utf8());
     let word = &before[start..];
     let base = word.rsplit(['/', '\\']).next().unwrap_or(word);
     if dash {
@@ -864,6 +867,10 @@ mod tests {
             ("() {} is an empty arrow function body", Place::Query),
             ("The nc command is netcat; we block it.", Place::Query),
             ("sudo make me a sandwich", Place::Query),
+            // Found in review: the character before an option's word may be several bytes.
+            ("é -c", Place::Query),
+            ("日本 -i x", Place::Header),
+            ("\u{e9}\u{301} /c", Place::Query),
             // In JSON text a shell snippet is a message, not a command line.
             ("run it with bash -c 'make test'", Place::JsonString),
         ] {
