@@ -5,10 +5,11 @@
 # the same for both: see bench/README.md) and cache effects between cores.
 #
 # Usage: bench/instructions.sh [REQUESTS=3000] [proxy|contract]
-#   proxy (default): GET / through Warden (plain proxy) and through nginx.
+#   proxy (default): GET / through Warden (the plain proxy of bench/run.sh) and through nginx.
 #   contract: POST bench/corpus/order.json through Warden without and with the OpenAPI contract
 #             (bench/corpus/order-spec.yaml) to an nginx answering the declared 1.9 KB order,
 #             everything else at its defaults in both (as bench/contract.sh).
+# KEEP_PROFILES=DIR keeps the callgrind profiles there (callgrind_annotate DIR/warden.cg).
 # Needs: valgrind, nginx, python3. The proxies run one worker; requests go over 4 keep-alive
 # connections, one at a time, after 200 unmeasured ones (pools, caches and lazy state warm).
 set -euo pipefail
@@ -96,6 +97,7 @@ count() {
   python3 "$work/client.py" "$port" "$N" "$BODY"
   callgrind_control -i off "$pid" >/dev/null
   kill "$pid"; wait "$pid" 2>/dev/null || true
+  [ -n "${KEEP_PROFILES:-}" ] && mkdir -p "$KEEP_PROFILES" && cp "$work/$name.cg" "$KEEP_PROFILES/"
   local total
   total=$(callgrind_annotate "$work/$name.cg" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
   echo $((total / N))
@@ -110,8 +112,19 @@ if [ "$MODE" = contract ]; then
   python3 -c "print(f'| **contract / plain** | **{$C/$P:.2f}** (+{$C-$P}) |')"
   exit 0
 fi
-W=$(count warden "$WD" "$WARDEN" --data-dir "$work/data" --log-level warn serve --workers 1 \
-  --listen "127.0.0.1:$WD" --upstream "http://127.0.0.1:$UP" --admin "127.0.0.1:$ADM")
+# The plain proxy of bench/run.sh: the checks on by default and the audit trail off, as nginx has none.
+cat >"$work/plain.yaml" <<YAML
+listeners: [{address: "127.0.0.1:$WD", plain_http: true}]
+admin: {address: "127.0.0.1:$ADM"}
+attack_detection: {mode: off}
+audit: {enabled: false}
+data_protection: {enabled: false}
+security_headers: {enabled: false}
+error_scrubbing: {mode: off}
+upstreams: {bench: {targets: ["http://127.0.0.1:$UP"]}}
+routes: [{path_prefix: /, upstream: bench}]
+YAML
+W=$(count warden "$WD" "$WARDEN" --data-dir "$work/data" --log-level warn serve --workers 1 --config "$work/plain.yaml")
 X=$(count nginx "$NGX" nginx -c "$work/proxy.conf" -p "$work")
 echo "| proxy | instructions/request |"
 echo "| --- | ---: |"

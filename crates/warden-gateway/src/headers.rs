@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
@@ -59,7 +60,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the legacy ones
 /// still seen in the wild, and `Upgrade` (no protocol switching through the gateway yet).
-fn is_hop_by_hop(name: &str) -> bool {
+pub(crate) fn is_hop_by_hop(name: &str) -> bool {
     matches!(
         name,
         "connection"

@@ -66,7 +66,7 @@ pub async fn handle<G: Send + 'static>(
     let client_ip = client_ip::resolve(
         conn.peer.ip(),
         req.headers()
-            .get_all("x-forwarded-for")
+            .get_all(headers::X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok()),
         trusted,
@@ -74,7 +74,7 @@ pub async fn handle<G: Send + 'static>(
     let h = req.headers();
     let has_credentials = h.contains_key(header::AUTHORIZATION)
         || h.contains_key(header::COOKIE)
-        || h.contains_key("x-api-key");
+        || h.contains_key(headers::X_API_KEY);
     let mut ctx = RequestCtx {
         request_id,
         started,
@@ -299,6 +299,8 @@ async fn proxy(
         .any(|n| n.contains(&conn.peer.ip().to_canonical()));
     // The Host as the client sent it, port included: what X-Forwarded-Host conventionally carries.
     let client_host = head.headers.get(header::HOST).cloned();
+    // Room for the forwarding headers and the request id: one growth of the map, not several.
+    head.headers.reserve(5);
     headers::set_forwarded(
         &mut head.headers,
         &conn.forwarded,

@@ -2,31 +2,34 @@
 //! timeouts that turn a dead or slow upstream into a clean 502/504 instead of a hung client.
 //!
 //! Pools are per worker thread (see `workers`): a request only ever uses connections owned by the
-//! thread it runs on, so no lock or wake-up crosses threads. The pool is built directly on hyper's
-//! connection API rather than on hyper_util's pooled client, whose shared pool, per-request client
-//! clone and lazily built connect future were a measurable share of the proxy's CPU time.
+//! thread it runs on, so no lock or wake-up crosses threads. The HTTP/1.1 client is the gateway's
+//! own (`h1` for the wire format, `conn` for the exchange), run inside the request's task: hyper's
+//! client gives each connection a task of its own and talks to it through channels, which cost a
+//! measurable share of a proxied request (bench/README.md).
 
+pub mod conn;
+pub mod h1;
+
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use http::{Request, Response};
-use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use http_body::Body;
 use tokio::net::TcpStream;
 
 use warden_policy::traffic::breaker::{Admission, State};
 
-use crate::body::{BoxError, GatewayBody};
+use crate::body::GatewayBody;
 use crate::config::{RetryConfig, Target, UpstreamConfig};
 use crate::traffic::{RetryBudget, TargetBreaker, TrafficState};
+use conn::{Conn, Exchange, ExchangeError};
+use h1::Framing;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -60,8 +63,9 @@ pub enum UpstreamError {
     /// No connection could be made (refused, unreachable, DNS, connect timeout). The request never
     /// left, so it is handed back, whatever its method or body: it can go to another target.
     Connect(String, Option<Box<Request<GatewayBody>>>),
-    /// The connection broke during the exchange, or the request body failed (e.g. over its limit).
-    Exchange(hyper::Error),
+    /// The connection broke during the exchange, the upstream broke the protocol, or the request
+    /// body failed (e.g. over its limit).
+    Exchange(ExchangeError),
 }
 
 impl Upstream {
@@ -200,45 +204,54 @@ impl Upstream {
         req: Request<GatewayBody>,
     ) -> Result<Response<GatewayBody>, UpstreamError> {
         let pool = &self.pools[crate::workers::current() % self.pools.len()];
-        let mut req = req;
-        while let Some((mut sender, idle_for)) = pool.take(t) {
-            if sender.ready().await.is_err() {
-                continue;
-            }
-            // A kept-alive connection can be closed by the server at the moment we reuse it. If the
-            // request had not left yet, hyper hands it back; if it had, only a request that is safe
-            // to repeat (idempotent, no body) is sent again on a fresh connection, as nginx does.
-            // A connection that finished a response moments ago is not at risk of the server's idle
-            // close, and under load that is nearly every reuse: skip copying the request then.
-            let replay = if idle_for < FRESH {
-                None
-            } else {
-                replayable(&req)
-            };
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(pool.track(t, sender, resp)),
-                Err(mut e) => match (e.take_message(), replay) {
-                    (Some(unsent), _) => req = unsent,
-                    (None, Some(copy)) => {
-                        tracing::debug!(upstream = %self.name, error = %e.into_error(), "reused connection failed; retrying on a new one");
-                        req = copy;
-                        break;
-                    }
-                    (None, None) => return Err(UpstreamError::Exchange(e.into_error())),
-                },
+        let (mut parts, mut body) = req.into_parts();
+        let framing = h1::request_framing(
+            &parts.method,
+            &mut parts.headers,
+            body.is_end_stream(),
+            body.size_hint().exact(),
+        )
+        .map_err(|e| UpstreamError::Exchange(e.into()))?;
+        let mut head = BytesMut::new();
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        h1::encode_request_head(&parts.method, target, &parts.headers, &mut head);
+        let head = head.freeze();
+
+        if let Some((conn, idle_for)) = pool.take(t) {
+            // A kept-alive connection can be closed by the server at the moment we reuse it (a
+            // close already signalled is caught by `take`). Only a request that is safe to repeat
+            // (idempotent, no body) is then sent again on a fresh connection, as nginx does. A
+            // connection that finished a response moments ago is not at risk of the server's idle
+            // close, and under load that is nearly every reuse.
+            let replay =
+                idle_for >= FRESH && idempotent(&parts.method) && framing == Framing::Empty;
+            let mut ex = Exchange::new(conn, &parts.method, head.clone(), body, framing);
+            match poll_fn(|cx| ex.poll_head(cx)).await {
+                Ok(resp) => return Ok(ex.into_response(resp, pool.clone(), t)),
+                Err(e) if replay => {
+                    tracing::debug!(upstream = %self.name, error = %e, "reused connection failed; retrying on a new one");
+                    body = crate::body::empty();
+                }
+                Err(e) => return Err(UpstreamError::Exchange(e)),
             }
         }
-        let mut sender = match self.connect(&self.targets[t]).await {
-            Ok(s) => s,
-            Err(why) => return Err(UpstreamError::Connect(why, Some(Box::new(req)))),
+        let conn = match self.connect(&self.targets[t]).await {
+            Ok(c) => c,
+            Err(why) => {
+                return Err(UpstreamError::Connect(
+                    why,
+                    Some(Box::new(Request::from_parts(parts, body))),
+                ))
+            }
         };
-        match sender.send_request(req).await {
-            Ok(resp) => Ok(pool.track(t, sender, resp)),
+        let mut ex = Exchange::new(conn, &parts.method, head, body, framing);
+        match poll_fn(|cx| ex.poll_head(cx)).await {
+            Ok(resp) => Ok(ex.into_response(resp, pool.clone(), t)),
             Err(e) => Err(UpstreamError::Exchange(e)),
         }
     }
 
-    async fn connect(&self, target: &Target) -> Result<http1::SendRequest<GatewayBody>, String> {
+    async fn connect(&self, target: &Target) -> Result<Conn, String> {
         let host = target.authority.host();
         let host = host
             .strip_prefix('[')
@@ -253,23 +266,11 @@ impl Upstream {
             stream.set_nodelay(true)?;
             Ok::<_, std::io::Error>(stream)
         };
-        let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err("connect timeout".into()),
-        };
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        // The connection is driven by its own task on this worker; it ends when the sender and any
-        // response body are gone, or when the server closes.
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(s)) => Ok(Conn::new(s)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("connect timeout".into()),
+        }
     }
 }
 
@@ -282,16 +283,7 @@ const FRESH: Duration = Duration::from_millis(2);
 /// idempotent (RFC 9110 §9.2.2) and requests without a body, since the first attempt may have
 /// reached the upstream.
 pub fn replayable(req: &Request<GatewayBody>) -> Option<Request<GatewayBody>> {
-    let idempotent = matches!(
-        *req.method(),
-        http::Method::GET
-            | http::Method::HEAD
-            | http::Method::OPTIONS
-            | http::Method::PUT
-            | http::Method::DELETE
-            | http::Method::TRACE
-    );
-    if !idempotent || req.body().size_hint().exact() != Some(0) {
+    if !idempotent(req.method()) || req.body().size_hint().exact() != Some(0) {
         return None;
     }
     let mut copy = Request::new(crate::body::empty());
@@ -302,16 +294,55 @@ pub fn replayable(req: &Request<GatewayBody>) -> Option<Request<GatewayBody>> {
     Some(copy)
 }
 
+/// Methods whose repetition has the effect of one call (RFC 9110 §9.2.2).
+fn idempotent(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::OPTIONS
+            | http::Method::PUT
+            | http::Method::DELETE
+            | http::Method::TRACE
+    )
+}
+
 /// Idle keep-alive connections of one worker, per target, most recently used last.
-struct Pool {
+pub struct Pool {
     idle: Mutex<Vec<VecDeque<Idle>>>,
     max_idle: usize,
     idle_timeout: Duration,
+    /// In its worker's list of pools to sweep (see `sweep_idle_pools`).
+    registered: AtomicBool,
 }
 
 struct Idle {
-    sender: http1::SendRequest<GatewayBody>,
+    conn: Conn,
     since: Instant,
+}
+
+thread_local! {
+    /// The pools this thread has put connections into, for `sweep_idle_pools`.
+    static IDLE_POOLS: RefCell<Vec<Weak<Pool>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How often a worker closes the idle connections its upstreams have closed or that have been
+/// idle too long (see `sweep_idle_pools`).
+pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Closes, in this worker's pools, the idle connections that the server has closed or that sat idle
+/// past the pool's timeout. Nothing watches an idle connection otherwise (no task per connection),
+/// so without this a closed one would sit in CLOSE_WAIT until its target's next call.
+pub fn sweep_idle_pools() {
+    IDLE_POOLS.with(|pools| {
+        pools.borrow_mut().retain(|p| match p.upgrade() {
+            Some(pool) => {
+                pool.sweep();
+                true
+            }
+            None => false,
+        })
+    });
 }
 
 impl Pool {
@@ -320,96 +351,47 @@ impl Pool {
             idle: Mutex::new((0..targets).map(|_| VecDeque::new()).collect()),
             max_idle,
             idle_timeout,
+            registered: AtomicBool::new(false),
         }
     }
 
     /// The most recently used live connection to target `t`, if any, and how long it sat idle.
     /// LIFO keeps a small hot set and lets the rest age out.
-    fn take(&self, t: usize) -> Option<(http1::SendRequest<GatewayBody>, Duration)> {
-        let mut idle = self.idle.lock().expect("pool lock");
-        while let Some(entry) = idle[t].pop_back() {
+    fn take(&self, t: usize) -> Option<(Conn, Duration)> {
+        let mut idle = lock(&self.idle);
+        while let Some(mut entry) = idle[t].pop_back() {
             let idle_for = entry.since.elapsed();
-            if !entry.sender.is_closed() && idle_for < self.idle_timeout {
-                return Some((entry.sender, idle_for));
+            if idle_for < self.idle_timeout && entry.conn.is_usable() {
+                return Some((entry.conn, idle_for));
             }
         }
         None
     }
 
-    fn put(&self, t: usize, sender: http1::SendRequest<GatewayBody>) {
-        if sender.is_closed() {
-            return;
+    /// Takes back a connection whose exchange ended cleanly.
+    pub(crate) fn put(self: &Arc<Self>, t: usize, conn: Conn) {
+        if !self.registered.swap(true, Ordering::Relaxed) {
+            IDLE_POOLS.with(|pools| pools.borrow_mut().push(Arc::downgrade(self)));
         }
-        let mut idle = self.idle.lock().expect("pool lock");
+        let mut idle = lock(&self.idle);
         let q = &mut idle[t];
         let now = Instant::now();
-        while q.front().is_some_and(|e| {
-            now.duration_since(e.since) >= self.idle_timeout || e.sender.is_closed()
-        }) {
+        while q
+            .front()
+            .is_some_and(|e| now.duration_since(e.since) >= self.idle_timeout)
+        {
             q.pop_front();
         }
         if q.len() < self.max_idle {
-            q.push_back(Idle { sender, since: now });
+            q.push_back(Idle { conn, since: now });
         }
     }
 
-    /// Wraps the response so the connection returns to the pool once its body has been read to the
-    /// end; a body dropped early takes the connection down with it (it may be mid-message).
-    fn track(
-        self: &Arc<Self>,
-        t: usize,
-        sender: http1::SendRequest<GatewayBody>,
-        resp: Response<Incoming>,
-    ) -> Response<GatewayBody> {
-        let (parts, body) = resp.into_parts();
-        let mut pooled = PooledBody {
-            inner: body,
-            slot: Some((self.clone(), t, sender)),
-        };
-        if pooled.inner.is_end_stream() {
-            pooled.release();
+    fn sweep(&self) {
+        let now = Instant::now();
+        for q in lock(&self.idle).iter_mut() {
+            q.retain_mut(|e| now.duration_since(e.since) < self.idle_timeout && e.conn.is_usable());
         }
-        Response::from_parts(parts, GatewayBody::new(pooled))
-    }
-}
-
-struct PooledBody {
-    inner: Incoming,
-    slot: Option<(Arc<Pool>, usize, http1::SendRequest<GatewayBody>)>,
-}
-
-impl PooledBody {
-    fn release(&mut self) {
-        if let Some((pool, t, sender)) = self.slot.take() {
-            pool.put(t, sender);
-        }
-    }
-}
-
-impl Body for PooledBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.release(),
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
-            Poll::Ready(Some(Err(_))) => self.slot = None,
-            _ => {}
-        }
-        polled.map(|f| f.map(|r| r.map_err(BoxError::from)))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

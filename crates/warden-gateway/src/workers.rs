@@ -45,6 +45,14 @@ impl Workers {
                 .spawn(move || {
                     WORKER_INDEX.with(|w| w.set(index));
                     rt.block_on(async move {
+                        // Idle upstream connections have no task of their own to notice a close.
+                        tokio::spawn(async {
+                            let mut tick = tokio::time::interval(crate::upstream::SWEEP_EVERY);
+                            loop {
+                                tick.tick().await;
+                                crate::upstream::sweep_idle_pools();
+                            }
+                        });
                         while let Some(job) = rx.recv().await {
                             tokio::spawn(job);
                         }
