@@ -9,7 +9,8 @@
 #   contract: POST bench/corpus/order.json through Warden without and with the OpenAPI contract
 #             (bench/corpus/order-spec.yaml) to an nginx answering the declared 1.9 KB order,
 #             everything else at its defaults in both (as bench/contract.sh).
-# KEEP_PROFILES=DIR keeps the callgrind profiles there (callgrind_annotate DIR/warden.cg).
+# KEEP_PROFILES=DIR keeps the callgrind profiles there (callgrind_annotate DIR/warden.cg); WARDEN=PATH
+# measures that binary instead of building one (e.g. one built with line tables for annotation).
 # Needs: valgrind, nginx, python3. The proxies run one worker; requests go over 4 keep-alive
 # connections, one at a time, after 200 unmeasured ones (pools, caches and lazy state warm).
 set -euo pipefail
@@ -20,8 +21,10 @@ case $MODE in proxy|contract) ;; *) echo "mode is proxy or contract, not $MODE" 
 for tool in valgrind nginx python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
-cargo build --release -p warden >/dev/null
-WARDEN=$PWD/target/release/warden
+if [ -z "${WARDEN:-}" ]; then
+  cargo build --release -p warden >/dev/null
+  WARDEN=$PWD/target/release/warden
+fi
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

@@ -344,18 +344,15 @@ async fn proxy(
         let copy = (may_retry && !retries.statuses.is_empty())
             .then(|| crate::upstream::replayable(&upstream_req))
             .flatten();
-        let mut sent = tokio::time::timeout(
-            upstream.read_timeout,
-            upstream.send(pick.target, upstream_req),
-        )
-        .await;
+        // Within the route's read timeout (kept by the connection's own timer: see upstream.rs).
+        let mut sent = upstream.send(pick.target, upstream_req).await;
         let (ok, again) = match &mut sent {
-            Ok(Ok(r)) => {
+            Ok(r) => {
                 let status = r.status().as_u16();
                 let again = copy.filter(|_| retries.statuses.contains(&status));
                 (!matches!(status, 502..=504), again)
             }
-            Ok(Err(UpstreamError::Connect(_, unsent))) => {
+            Err(UpstreamError::Connect(_, unsent)) => {
                 (false, unsent.take().map(|b| *b).filter(|_| may_retry))
             }
             _ => (false, None),
@@ -377,34 +374,34 @@ async fn proxy(
         attempt += 1;
     };
     let resp = match resp {
-        Err(_elapsed) => {
+        Err(UpstreamError::Timeout) => {
             return Err(upstream_fail(
                 ProblemKind::UpstreamTimeout,
                 "upstream-timeout",
                 "timeout",
             ))
         }
-        Ok(Err(_)) if stats.too_large.load(Ordering::Relaxed) => {
+        Err(_) if stats.too_large.load(Ordering::Relaxed) => {
             return Err(Failure::Upstream {
                 rejection: Rejection::new(ProblemKind::PayloadTooLarge, "body-too-large"),
                 upstream: name,
             })
         }
-        Ok(Err(UpstreamError::Connect(..))) => {
+        Err(UpstreamError::Connect(..)) => {
             return Err(upstream_fail(
                 ProblemKind::UpstreamUnavailable,
                 "upstream-connect-failed",
                 "connect",
             ))
         }
-        Ok(Err(_)) => {
+        Err(_) => {
             return Err(upstream_fail(
                 ProblemKind::UpstreamUnavailable,
                 "upstream-failed",
                 "protocol",
             ))
         }
-        Ok(Ok(resp)) => resp,
+        Ok(resp) => resp,
     };
 
     let (mut parts, body) = resp.into_parts();

@@ -66,6 +66,8 @@ pub enum UpstreamError {
     /// The connection broke during the exchange, the upstream broke the protocol, or the request
     /// body failed (e.g. over its limit).
     Exchange(ExchangeError),
+    /// No answer (head) within the read timeout.
+    Timeout,
 }
 
 impl Upstream {
@@ -215,7 +217,7 @@ impl Upstream {
         let mut head = BytesMut::new();
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         h1::encode_request_head(&parts.method, target, &parts.headers, &mut head);
-        let head = head.freeze();
+        let mut head = Some(head.freeze());
 
         if let Some((conn, idle_for)) = pool.take(t) {
             // A kept-alive connection can be closed by the server at the moment we reuse it (a
@@ -225,9 +227,14 @@ impl Upstream {
             // close, and under load that is nearly every reuse.
             let replay =
                 idle_for >= FRESH && idempotent(&parts.method) && framing == Framing::Empty;
-            let mut ex = Exchange::new(conn, &parts.method, head.clone(), body, framing);
+            // The encoded head is kept only when it may be sent again.
+            let first = if replay { head.clone() } else { head.take() };
+            let first = first.expect("the head is there until sent without a way back");
+            let mut ex =
+                Exchange::new(conn, &parts.method, first, body, framing, self.read_timeout);
             match poll_fn(|cx| ex.poll_head(cx)).await {
                 Ok(resp) => return Ok(ex.into_response(resp, pool.clone(), t)),
+                Err(ExchangeError::Timeout) => return Err(UpstreamError::Timeout),
                 Err(e) if replay => {
                     tracing::debug!(upstream = %self.name, error = %e, "reused connection failed; retrying on a new one");
                     body = crate::body::empty();
@@ -244,9 +251,11 @@ impl Upstream {
                 ))
             }
         };
-        let mut ex = Exchange::new(conn, &parts.method, head, body, framing);
+        let head = head.expect("kept: no pooled connection, or one that may be retried");
+        let mut ex = Exchange::new(conn, &parts.method, head, body, framing, self.read_timeout);
         match poll_fn(|cx| ex.poll_head(cx)).await {
             Ok(resp) => Ok(ex.into_response(resp, pool.clone(), t)),
+            Err(ExchangeError::Timeout) => Err(UpstreamError::Timeout),
             Err(e) => Err(UpstreamError::Exchange(e)),
         }
     }

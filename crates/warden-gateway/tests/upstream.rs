@@ -486,3 +486,23 @@ impl http_body::Body for Pieces {
         std::task::Poll::Ready(self.0.pop().map(|b| Ok(http_body::Frame::data(b))))
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_timeout_holds_on_every_reuse_of_a_connection() {
+    // One timer per connection, moved forward by each call: it must fire for a slow answer on a
+    // reused connection, and must not fire for a prompt one after it went off while idle.
+    let up = upstream().await;
+    let cfg = format!("workers: 1\n{BASIC}").replace("read_timeout: 2s", "read_timeout: 300ms");
+    let gw = start(&config_text(up.addr, &cfg)).await;
+    assert_eq!(get(&gw, "/slow/10").await.0, StatusCode::OK);
+    let (s, h, b) = get(&gw, "/slow/1000").await;
+    assert_problem(s, &h, &b, 504, "upstream-timeout");
+    assert_eq!(get(&gw, "/slow/10").await.0, StatusCode::OK);
+    // Idle past the timeout (the timer goes off with nobody waiting), then reused.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..3 {
+        assert_eq!(get(&gw, "/slow/150").await.0, StatusCode::OK);
+    }
+    // The slow call's connection was closed, the others reused.
+    assert_eq!(up.conns.load(Ordering::SeqCst), 2);
+}

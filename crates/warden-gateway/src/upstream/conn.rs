@@ -7,16 +7,19 @@
 //! itself (`bench/README.md` has the before and after). The wire format is in `h1`.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, Response};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 use tokio_util::io::poll_read_buf;
 
 use super::h1::{self, ChunkedDecoder, Decoded, Framing, ProtocolError, ResponseHead};
@@ -42,12 +45,18 @@ pub enum ExchangeError {
     /// The request body could not be read (a client error, or over its limit).
     #[error("request body: {0}")]
     RequestBody(BoxError),
+    #[error("no answer within the read timeout")]
+    Timeout,
 }
 
 /// A connection to an upstream, idle or in use, with what has been read but not yet used.
 pub struct Conn {
     io: TcpStream,
     rbuf: BytesMut,
+    /// The read timeout of the exchange in progress. One timer for the connection's life, moved
+    /// forward by each exchange: a later deadline only updates the registered entry, where a new
+    /// timer per request cost a registration and a removal in the runtime's wheel each time.
+    deadline: Pin<Box<Sleep>>,
 }
 
 impl Conn {
@@ -55,6 +64,7 @@ impl Conn {
         Conn {
             io,
             rbuf: BytesMut::new(),
+            deadline: Box::pin(tokio::time::sleep(Duration::from_secs(86_400))),
         }
     }
 
@@ -82,6 +92,9 @@ impl Conn {
 
 /// The request side of an exchange: encoded bytes waiting to be written, and the rest of the body.
 struct Outgoing {
+    /// The request head until written; kept apart from `queue` so that a request without a body
+    /// allocates no queue.
+    head: Bytes,
     queue: VecDeque<Bytes>,
     queued: usize,
     body: Option<GatewayBody>,
@@ -180,7 +193,7 @@ impl Outgoing {
                     Poll::Pending => break,
                 }
             }
-            if self.queue.is_empty() {
+            if self.queued == 0 {
                 return if self.finished {
                     Poll::Ready(Ok(()))
                 } else {
@@ -188,14 +201,21 @@ impl Outgoing {
                 };
             }
             let mut slices = [IoSlice::new(&[]); 8];
-            let n = self.queue.len().min(slices.len());
-            for (slice, b) in slices.iter_mut().zip(self.queue.iter()) {
+            let pending = std::iter::once(&self.head)
+                .filter(|h| !h.is_empty())
+                .chain(self.queue.iter());
+            let mut n = 0;
+            for (slice, b) in slices.iter_mut().zip(pending) {
                 *slice = IoSlice::new(b);
+                n += 1;
             }
             match ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n])) {
                 Ok(0) => return Poll::Ready(Err(SendError::Io(io::ErrorKind::WriteZero.into()))),
                 Ok(mut written) => {
                     self.queued -= written;
+                    let from_head = written.min(self.head.len());
+                    self.head.advance(from_head);
+                    written -= from_head;
                     while written > 0 {
                         let front = self.queue.front_mut().expect("written bytes were queued");
                         if written >= front.len() {
@@ -229,12 +249,16 @@ pub struct Exchange {
 impl Exchange {
     /// Starts an exchange: `head` is the encoded request head, `body` goes out as `framing` says.
     pub fn new(
-        conn: Conn,
+        mut conn: Conn,
         method: &Method,
         head: Bytes,
         body: GatewayBody,
         framing: Framing,
+        read_timeout: Duration,
     ) -> Exchange {
+        conn.deadline
+            .as_mut()
+            .reset(tokio::time::Instant::now() + read_timeout);
         let (framing, finished, body) = match framing {
             Framing::Length(n) => (BodyOut::Length(n), false, Some(body)),
             Framing::Chunked => (BodyOut::Chunked, false, Some(body)),
@@ -242,14 +266,14 @@ impl Exchange {
             // does not send it).
             Framing::Empty | Framing::UntilClose => (BodyOut::Length(0), true, None),
         };
-        let mut out = Outgoing {
-            queue: VecDeque::with_capacity(4),
-            queued: 0,
+        let out = Outgoing {
+            queued: head.len(),
+            head,
+            queue: VecDeque::new(),
             body,
             framing,
             finished,
         };
-        out.push(head);
         Exchange {
             conn,
             out,
@@ -293,7 +317,14 @@ impl Exchange {
                 }
             }
             self.scanned = self.conn.rbuf.len();
-            match ready!(self.conn.poll_fill(cx)) {
+            let read = match self.conn.poll_fill(cx) {
+                Poll::Ready(read) => read,
+                Poll::Pending if self.conn.deadline.as_mut().poll(cx).is_ready() => {
+                    return Poll::Ready(Err(ExchangeError::Timeout))
+                }
+                Poll::Pending => return Poll::Pending,
+            };
+            match read {
                 Ok(0) => {
                     return Poll::Ready(Err(match self.write_error.take() {
                         Some(e) => ExchangeError::Io(e),
@@ -404,7 +435,7 @@ impl ResponseBody {
             && ex.write_done
             && ex.write_error.is_none()
             && ex.out.finished
-            && ex.out.queue.is_empty()
+            && ex.out.queued == 0
             && ex.conn.rbuf.is_empty()
             && !matches!(self.decoder, Decoder::UntilClose);
         if reusable {
