@@ -105,13 +105,16 @@ pub fn request_id(headers: &HeaderMap) -> String {
 
 /// The per-connection parts of the forwarding headers, formatted once when the connection is
 /// accepted rather than on every request (formatting showed up in profiles of the hot path).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PeerHeaders {
     /// The socket peer as an `X-Forwarded-For` entry.
     xff: HeaderValue,
     /// `for=<peer>;proto=<http|https>`, the start of this hop's `Forwarded` element.
     forwarded: String,
     proto: HeaderValue,
+    /// The last `Host` seen on this connection and this hop's whole `Forwarded` element for it: a
+    /// client sends the same Host on every request of a connection.
+    last: std::sync::Mutex<Option<(HeaderValue, HeaderValue)>>,
 }
 
 impl PeerHeaders {
@@ -127,8 +130,61 @@ impl PeerHeaders {
                 .expect("an IP address is a valid header value"),
             forwarded: format!("for={node};proto={proto}"),
             proto: HeaderValue::from_static(proto),
+            last: std::sync::Mutex::new(None),
         }
     }
+
+    /// This hop's `Forwarded` element for a request with this `Host`, from the connection's cache
+    /// when the Host is the one seen last.
+    fn element(&self, host: Option<&HeaderValue>) -> Option<HeaderValue> {
+        let Some(host) = host else {
+            return forwarded_value(None, &self.forwarded, None);
+        };
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((h, v)) = &*last {
+            if h.as_bytes() == host.as_bytes() {
+                return Some(v.clone());
+            }
+        }
+        let v = forwarded_value(None, &self.forwarded, Some(host))?;
+        // An owned copy: the request's own value shares the connection's read buffer.
+        if let Ok(h) = HeaderValue::from_bytes(host.as_bytes()) {
+            *last = Some((h, v.clone()));
+        }
+        Some(v)
+    }
+}
+
+/// `Forwarded`: the elements before this hop's (`prior`), then this hop's (`own`, with the Host
+/// as a `host=` parameter, quoted when it needs to be, left out when it cannot be written).
+fn forwarded_value(
+    prior: Option<&str>,
+    own: &str,
+    host: Option<&HeaderValue>,
+) -> Option<HeaderValue> {
+    let mut fwd = String::with_capacity(prior.map_or(0, |p| p.len() + 2) + own.len() + 32);
+    if let Some(prior) = prior {
+        fwd.push_str(prior);
+        fwd.push_str(", ");
+    }
+    fwd.push_str(own);
+    if let Some(host) = host.and_then(|h| h.to_str().ok()).filter(|h| {
+        h.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b';' && b != b'\\')
+    }) {
+        fwd.push_str(";host=");
+        if host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        {
+            fwd.push_str(host);
+        } else {
+            fwd.push('"');
+            fwd.push_str(host);
+            fwd.push('"');
+        }
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(fwd)).ok()
 }
 
 /// Sets X-Forwarded-For/-Proto/-Host and `Forwarded`. From an untrusted peer, whatever the client
@@ -182,31 +238,13 @@ pub fn set_forwarded(
             headers.insert(X_FORWARDED_HOST, host.clone());
         }
     }
-    let mut fwd = String::with_capacity(
-        prior_fwd.as_ref().map_or(0, |p| p.len() + 2) + peer.forwarded.len() + 32,
-    );
-    if let Some(prior) = prior_fwd {
-        fwd.push_str(&prior);
-        fwd.push_str(", ");
+    let element = match prior_fwd {
+        None => peer.element(host),
+        Some(prior) => forwarded_value(Some(&prior), &peer.forwarded, host),
+    };
+    if let Some(v) = element {
+        headers.insert(FORWARDED, v);
     }
-    fwd.push_str(&peer.forwarded);
-    if let Some(host) = host.and_then(|h| h.to_str().ok()).filter(|h| {
-        h.bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b';' && b != b'\\')
-    }) {
-        fwd.push_str(";host=");
-        if host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-        {
-            fwd.push_str(host);
-        } else {
-            fwd.push('"');
-            fwd.push_str(host);
-            fwd.push('"');
-        }
-    }
-    insert(headers, FORWARDED, fwd);
 }
 
 /// Takes the string's buffer as the header value, without copying it.
@@ -276,6 +314,29 @@ mod tests {
             request_id(&map(&[("x-request-id", &"a".repeat(200))])).len(),
             200
         );
+    }
+
+    #[test]
+    fn the_forwarded_element_follows_the_host_on_one_connection() {
+        // Several requests of one connection (HTTP/2 may carry several authorities): the cached
+        // element is used only for the Host it was made for.
+        let peer = PeerHeaders::new("2001:db8::7".parse().unwrap(), true);
+        for host in ["a.test", "a.test", "b.test:8443", "a.test", "we ird"] {
+            let mut h = HeaderMap::new();
+            let host = HeaderValue::from_str(host).unwrap();
+            set_forwarded(&mut h, &peer, false, Some(&host));
+            let want = match host.to_str().unwrap() {
+                "we ird" => "for=\"[2001:db8::7]\";proto=https".to_string(),
+                "b.test:8443" => {
+                    "for=\"[2001:db8::7]\";proto=https;host=\"b.test:8443\"".to_string()
+                }
+                h => format!("for=\"[2001:db8::7]\";proto=https;host={h}"),
+            };
+            assert_eq!(h["forwarded"], want.as_str());
+        }
+        let mut h = HeaderMap::new();
+        set_forwarded(&mut h, &peer, false, None);
+        assert_eq!(h["forwarded"], "for=\"[2001:db8::7]\";proto=https");
     }
 
     #[test]

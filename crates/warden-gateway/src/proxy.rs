@@ -63,18 +63,24 @@ pub async fn handle<G: Send + 'static>(
     let rt = shared.runtime();
     let request_id = headers::request_id(req.headers());
     let trusted = rt.trusted_proxies();
+    // One pass over the names answers what would otherwise take four hashed lookups.
+    let h = req.headers();
+    let (mut has_credentials, mut has_xff) = (false, false);
+    for name in h.keys() {
+        if name == header::AUTHORIZATION || name == header::COOKIE || name == headers::X_API_KEY {
+            has_credentials = true;
+        } else if name == headers::X_FORWARDED_FOR {
+            has_xff = true;
+        }
+    }
+    let xff = has_xff.then(|| h.get_all(headers::X_FORWARDED_FOR));
     let client_ip = client_ip::resolve(
         conn.peer.ip(),
-        req.headers()
-            .get_all(headers::X_FORWARDED_FOR)
-            .iter()
+        xff.iter()
+            .flat_map(|all| all.iter())
             .filter_map(|v| v.to_str().ok()),
         trusted,
     );
-    let h = req.headers();
-    let has_credentials = h.contains_key(header::AUTHORIZATION)
-        || h.contains_key(header::COOKIE)
-        || h.contains_key(headers::X_API_KEY);
     let mut ctx = RequestCtx {
         request_id,
         started,
@@ -270,8 +276,14 @@ async fn proxy(
     };
     // Kept for a retry to another target (a clone shares the bytes).
     let original = head.uri.clone();
+    let stripping = route.strip_prefix && route.prefix.0 != "/";
     let target_uri = |t: usize| {
-        let path = if route.strip_prefix && route.prefix.0 != "/" {
+        let target = &upstream.targets[t];
+        if target.base_path.is_empty() && !stripping && original.path().starts_with('/') {
+            // Path and query go upstream as the client sent them: no need to build them again.
+            return Ok(original.clone());
+        }
+        let path = if stripping {
             original
                 .path()
                 .strip_prefix(route.prefix.0.as_str())
@@ -279,7 +291,7 @@ async fn proxy(
         } else {
             original.path()
         };
-        crate::upstream::upstream_uri(&upstream.targets[t], path, original.query())
+        crate::upstream::upstream_uri(target, path, original.query())
             .map_err(|_| gateway(ProblemKind::BadRequest, "uri-invalid"))
     };
     let uri = target_uri(pick.target)?;

@@ -506,3 +506,50 @@ async fn the_read_timeout_holds_on_every_reuse_of_a_connection() {
     // The slow call's connection was closed, the others reused.
     assert_eq!(up.conns.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_line_upstream_is_origin_form_with_base_path_and_prefix_applied() {
+    let up = scripted(|_| (b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(), Then::KeepAlive)).await;
+    let cfg = format!(
+        "workers: 1
+upstreams:
+  plain: {{targets: [\"http://{a}\"]}}
+  based: {{targets: [\"http://{a}/base/\"]}}
+routes:
+  - {{name: strip, path_prefix: /strip, strip_prefix: true, upstream: plain}}
+  - {{name: based, path_prefix: /b, upstream: based}}
+  - {{name: main, path_prefix: /, upstream: plain}}
+",
+        a = up.addr
+    );
+    let gw = start(&config_text(up.addr, &cfg)).await;
+    for path in ["/a/b%20c?q=1&r=%2F", "/strip/x?y=2", "/b/c?d"] {
+        assert_eq!(get(&gw, path).await.0, StatusCode::NO_CONTENT, "{path}");
+    }
+    // HTTP/2 carries an absolute URI; HTTP/1.1 upstream gets origin-form and a Host.
+    let req = Request::get(url(&gw, "/h2/path?z=9"))
+        .body(empty())
+        .unwrap();
+    assert_eq!(send(&h2c_client(), req).await.0, StatusCode::NO_CONTENT);
+    let lines: Vec<String> = up
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|h| h.lines().next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "GET /a/b%20c?q=1&r=%2F HTTP/1.1",
+            "GET /x?y=2 HTTP/1.1",
+            "GET /base/b/c?d HTTP/1.1",
+            "GET /h2/path?z=9 HTTP/1.1",
+        ]
+    );
+    let h2 = up.seen.lock().unwrap()[3].clone();
+    assert!(
+        h2.contains(&format!("\r\nhost: {}\r\n", gw.listen_addrs()[0])),
+        "{h2}"
+    );
+}
