@@ -113,4 +113,11 @@ print("| ratio | throughput | p50 | p99 | CPU per request |")
 print("| --- | ---: | ---: | ---: | ---: |")
 print(f"| Warden / nginx | {rps['warden']/rps['nginx']:.2f} | {p50['warden']/p50['nginx']:.2f} | {p99['warden']/p99['nginx']:.2f} | {cpu['warden']/cpu['nginx']:.2f} |")
 print(f"| Warden / direct | {rps['warden']/rps['direct']:.2f} | {p50['warden']/p50['direct']:.2f} | {p99['warden']/p99['direct']:.2f} | - |")
+# Each round's Warden and nginx runs are seconds apart: their ratio cancels most of the machine's
+# drift, which the medians above (taken across rounds) do not.
+pairs = lambda i, j: [float(w) / float(n) for w, n in zip(a[i].split(), a[j].split())]
+for label, i, j in [("throughput", 1, 2), ("p99", 7, 8), ("CPU per request", 12, 13)]:
+    r = pairs(i, j)
+    print(f"\nWarden / nginx {label}, round by round: {' '.join(f'{x:.2f}' for x in r)}; median **{st.median(r):.2f}**", end="")
+print()
 PY

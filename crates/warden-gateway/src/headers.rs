@@ -87,6 +87,13 @@ pub fn valid_request_id(v: &HeaderValue) -> Option<&str> {
     ok.then_some(s)
 }
 
+thread_local! {
+    /// Per thread: `Uuid::now_v7`'s context is one mutex for the whole process, taken on every
+    /// request by every worker. Ids still sort by time to the millisecond; within one they are
+    /// ordered per worker.
+    static IDS: uuid::ContextV7 = const { uuid::ContextV7::new() };
+}
+
 /// Keeps a well-formed incoming `X-Request-Id` (so traces join up across hops) or makes a new one.
 /// UUIDv7 sorts by time, which makes ids handy in logs.
 pub fn request_id(headers: &HeaderMap) -> String {
@@ -96,7 +103,7 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .map(str::to_owned)
         .unwrap_or_else(|| {
             let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-            uuid::Uuid::now_v7()
+            IDS.with(|ids| uuid::Uuid::new_v7(uuid::Timestamp::now(ids)))
                 .hyphenated()
                 .encode_lower(&mut buf)
                 .to_owned()
@@ -313,6 +320,22 @@ mod tests {
         assert_ne!(
             request_id(&map(&[("x-request-id", &"a".repeat(200))])).len(),
             200
+        );
+    }
+
+    #[test]
+    fn fresh_request_ids_are_uuid_v7_in_order() {
+        let ids: Vec<String> = (0..200).map(|_| request_id(&HeaderMap::new())).collect();
+        for id in &ids {
+            assert_eq!(
+                uuid::Uuid::parse_str(id).unwrap().get_version_num(),
+                7,
+                "{id}"
+            );
+        }
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids made one after another sort in order"
         );
     }
 
