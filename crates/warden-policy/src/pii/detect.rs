@@ -130,7 +130,35 @@ pub struct KeyHint {
     pub secret: bool,
 }
 
+thread_local! {
+    /// `KeyHint::of` for the names this thread has seen. Bounded (emptied when full); SipHash,
+    /// since names in an upstream's answer may come from clients.
+    static KEY_HINTS: std::cell::RefCell<std::collections::HashMap<Box<str>, KeyHint>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 impl KeyHint {
+    /// `of`, remembered per thread: an API's answers repeat the same field names on every call,
+    /// and working one out (words, stems, lookups) cost more than the rest of scanning its value.
+    pub fn cached(key: Option<&str>) -> KeyHint {
+        const MAX_NAMES: usize = 4096;
+        let Some(k) = key.filter(|k| k.len() <= 64) else {
+            return KeyHint::of(key);
+        };
+        KEY_HINTS.with(|memo| {
+            let mut memo = memo.borrow_mut();
+            if let Some(h) = memo.get(k) {
+                return *h;
+            }
+            let h = KeyHint::of(key);
+            if memo.len() >= MAX_NAMES {
+                memo.clear();
+            }
+            memo.insert(k.into(), h);
+            h
+        })
+    }
+
     pub fn of(key: Option<&str>) -> KeyHint {
         let Some(key) = key else {
             return KeyHint::default();
@@ -1013,7 +1041,41 @@ mod tests {
         assert!(out.is_empty());
     }
 
+    #[test]
+    fn remembered_hints_are_the_hints() {
+        let names = [
+            "email",
+            "cardNumber",
+            "api_key",
+            "order_id",
+            "password_hint",
+            "x",
+            "",
+        ];
+        for _ in 0..3 {
+            for n in names {
+                assert_eq!(KeyHint::cached(Some(n)), KeyHint::of(Some(n)), "{n}");
+            }
+        }
+        // Past the bound the memory starts over, and still answers the same.
+        for i in 0..5000 {
+            let n = format!("field_{i}_email");
+            assert_eq!(KeyHint::cached(Some(&n)), KeyHint::of(Some(&n)));
+        }
+        assert_eq!(KeyHint::cached(Some("email")), KeyHint::of(Some("email")));
+        assert_eq!(KeyHint::cached(None), KeyHint::default());
+        let long = "secret_".repeat(20);
+        assert_eq!(KeyHint::cached(Some(&long)), KeyHint::of(Some(&long)));
+    }
+
     proptest::proptest! {
+        #[test]
+        fn a_remembered_hint_is_the_hint_worked_out(key in "\\PC{0,20}") {
+            let first = KeyHint::cached(Some(&key));
+            proptest::prop_assert_eq!(first, KeyHint::of(Some(&key)));
+            proptest::prop_assert_eq!(KeyHint::cached(Some(&key)), first);
+        }
+
         #[test]
         fn never_panics_and_ranges_are_in_bounds(s in "\\PC{0,80}", key in proptest::option::of("[a-z_]{0,12}")) {
             let mut out = Vec::new();

@@ -294,7 +294,6 @@ impl Policy {
         let mut findings = Vec::new();
         let mut failed: Option<ProtectError> = None;
         let mut matches = Vec::new();
-        let mut hints: Vec<(String, KeyHint)> = Vec::new();
         json::walk(text, self.max_depth, |e| {
             let Event::Leaf {
                 path,
@@ -337,20 +336,7 @@ impl Policy {
                 }
                 return;
             }
-            // Keys repeat (arrays of objects): work out what each name says once per body.
-            let key = path.last_key();
-            let hint = match key.and_then(|k| hints.iter().find(|(n, _)| n == k)) {
-                Some((_, h)) => *h,
-                None => {
-                    let h = KeyHint::of(key);
-                    if let Some(k) = key {
-                        if hints.len() < 256 {
-                            hints.push((k.to_string(), h));
-                        }
-                    }
-                    h
-                }
-            };
+            let hint = KeyHint::cached(path.last_key());
             matches.clear();
             let original: &str = match value {
                 Scalar::Str(s) => {
