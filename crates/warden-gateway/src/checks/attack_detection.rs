@@ -41,6 +41,16 @@ pub struct AttackDetectionCheck {
     beyond_budget: BeyondBudget,
 }
 
+/// Bytes as text for the detectors, invalid sequences replaced. Valid UTF-8 (nearly every
+/// request) is checked by `str::from_utf8`, which runs over ASCII a word at a time;
+/// `from_utf8_lossy` walks every byte even when nothing needs replacing.
+fn text_of(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 impl AttackDetectionCheck {
     pub fn new(config: &Config) -> Self {
         let c = &config.attack_detection;
@@ -89,7 +99,7 @@ impl AttackDetectionCheck {
             inspector.params(q, false);
         }
         for (name, value) in &head.headers {
-            let value = String::from_utf8_lossy(value.as_bytes());
+            let value = text_of(value.as_bytes());
             if name == header::COOKIE {
                 inspector.cookies(&value);
             } else if warden_policy::attack::engine::inspect_header(name.as_str()) {
@@ -276,7 +286,7 @@ impl Check for AttackDetectionCheck {
                 match (body_kind(&head.headers), &parsed) {
                     (BodyKind::Json, Some(tree)) => inspector.json_value(tree),
                     (kind, _) => {
-                        let text = String::from_utf8_lossy(body);
+                        let text = text_of(body);
                         match kind {
                             BodyKind::Json => {
                                 if !inspector.json(&text) {
@@ -293,5 +303,26 @@ impl Check for AttackDetectionCheck {
             inspector.finish()
         });
         self.decide(ctx, policy, report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_of;
+
+    proptest::proptest! {
+        #[test]
+        fn text_is_what_lossy_decoding_gives(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            proptest::prop_assert_eq!(text_of(&bytes), String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    #[test]
+    fn valid_text_is_borrowed() {
+        assert!(matches!(
+            text_of("Mary O'Brien é".as_bytes()),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(text_of(b"a\xffb"), "a\u{fffd}b");
     }
 }

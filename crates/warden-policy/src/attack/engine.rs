@@ -130,6 +130,23 @@ fn pollutes(name: &str) -> bool {
     b.len() >= 5 && (at(b"proto") || at(b"constructor"))
 }
 
+/// Whether a header name says `filename` once `-`, `_` and `.` are taken out (`X-File-Name`):
+/// asked of every header of every request, so a rolling window of the last eight bytes instead
+/// of a squeezed copy of the name.
+fn names_a_file(name: &str) -> bool {
+    const WORD: u64 = u64::from_be_bytes(*b"filename");
+    let mut window = 0u64;
+    let mut seen = 0;
+    for b in name.bytes().filter(|b| !matches!(b, b'-' | b'_' | b'.')) {
+        window = (window << 8) | u64::from(b);
+        seen += 1;
+        if seen >= 8 && window == WORD {
+            return true;
+        }
+    }
+    false
+}
+
 fn repeats(place: Place) -> bool {
     matches!(
         place,
@@ -404,8 +421,7 @@ impl<'s> Inspector<'s> {
             format!("header.{name}")
         });
         // Upload file names (`X-Filename: shell.php5.`): a script the server may run.
-        let n = name.replace(['-', '_', '.'], "");
-        if n.contains("filename") {
+        if names_a_file(name) {
             self.upload_name(value, || format!("header.{name}"));
         }
     }
@@ -636,6 +652,39 @@ fn location_key(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn header_names_that_name_a_file() {
+        for n in [
+            "x-filename",
+            "x-file-name",
+            "file_name",
+            "x-file.name",
+            "filename",
+            "x-up-filename-2",
+        ] {
+            assert!(names_a_file(n), "{n}");
+        }
+        for n in [
+            "user-agent",
+            "x-file",
+            "name",
+            "filenam",
+            "x-file-nme",
+            "",
+            "ilename",
+        ] {
+            assert!(!names_a_file(n), "{n}");
+        }
+        // The same answer as squeezing the name and searching it.
+        for n in ["a-f-i-l-e-n-a-m-e", "ffilename", "xfilenamex", "fil.ena_me"] {
+            assert_eq!(
+                names_a_file(n),
+                n.replace(['-', '_', '.'], "").contains("filename"),
+                "{n}"
+            );
+        }
+    }
+
     use super::*;
 
     fn report(f: impl FnOnce(&mut Inspector<'_>), settings: &Settings) -> Report {
