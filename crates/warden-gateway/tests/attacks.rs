@@ -58,6 +58,9 @@ fn attacks() -> Vec<Case> {
         ("command disguised by quotes in query", "GET", "/run?cmd=%27wh%27oami".into(), vec![], String::new()),
         ("mail command after a line break in form", "POST", "/contact".into(), vec![FORM], "textarea=%0D%0AMAIL%20FROM%3A%3Cspam%40evil.example%3E".into()),
         ("sqli in form", "POST", "/login".into(), vec![FORM], "user=admin%27--&pass=x".into()),
+        ("sqli with null bytes for spaces in query", "GET", "/items?id=1%00UNION%00SELECT%002--".into(), vec![], String::new()),
+        ("sqli with a stray 0xA0 byte for spaces in query", "GET", "/items?id=1%A0UNION%A0SELECT%A02--".into(), vec![], String::new()),
+        ("blind sqli by function calls in query", "GET", "/items?id=23698%20and((ascii(substring(user(),1,1)))%3E1)".into(), vec![], String::new()),
         ("xxe in XML", "POST", "/import".into(), vec![XML], r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#.into()),
         ("sqli in JSON sent as text/plain", "POST", "/notes".into(), vec![("content-type", "text/plain")], "x' UNION SELECT username, password FROM users--".into()),
     ]

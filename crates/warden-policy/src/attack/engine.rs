@@ -158,7 +158,7 @@ fn repeats(place: Place) -> bool {
 pub fn detect(v: &super::Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     let m = signals::triggered(&v.lower);
     let on = |d| signals::has(m, d);
-    if on(Detector::Sqli) {
+    if on(Detector::Sqli) || v.separated.is_some() {
         sqli::check(v, place, out);
     }
     // Entities and escapes can spell markup that no byte of the raw value gives away.

@@ -99,6 +99,11 @@ pub struct Normalized<'a> {
     pub lower: Cow<'a, str>,
     /// Lower-cased, SQL comments removed, whitespace runs collapsed to one space.
     pub compact: Cow<'a, str>,
+    /// Only for a value with null bytes or bytes that are not UTF-8: the compact view with each
+    /// of them read as a space instead of dropped. Dropping them undoes `ja\0vascript:`; a
+    /// database's lexer may instead take them as separators (`1%00UNION%00SELECT`,
+    /// `1%A0UNION%A0SELECT` to MySQL), which only this view shows.
+    pub separated: Option<String>,
     pub transforms: Transforms,
 }
 
@@ -389,6 +394,7 @@ pub fn normalize(raw: &str, encoding: Encoding) -> Normalized<'_> {
             decoded: Cow::Borrowed(raw),
             lower,
             compact,
+            separated: None,
             transforms: t,
         };
     }
@@ -431,6 +437,13 @@ pub fn normalize(raw: &str, encoding: Encoding) -> Normalized<'_> {
         t.insert(Transforms::JS_ESCAPES);
         s = j;
     }
+    let separated = s.contains(['\0', char::REPLACEMENT_CHARACTER]).then(|| {
+        compact(
+            &s.replace(['\0', char::REPLACEMENT_CHARACTER], " ")
+                .to_lowercase(),
+        )
+        .0
+    });
     if s.contains('\0') {
         t.insert(Transforms::NULL_BYTES);
         s = s.replace('\0', "");
@@ -449,6 +462,7 @@ pub fn normalize(raw: &str, encoding: Encoding) -> Normalized<'_> {
         decoded: Cow::Owned(s),
         lower: Cow::Owned(lower),
         compact: Cow::Owned(compact),
+        separated,
         transforms: t,
     }
 }
@@ -499,6 +513,20 @@ mod tests {
             n("c\\u006fnsole", Encoding::Plain),
             ("console".into(), "console".into(), vec!["js-escapes"])
         );
+    }
+
+    #[test]
+    fn null_and_stray_bytes_are_also_read_as_spaces() {
+        let v = normalize("1%00UNION%00SELECT%A02", Encoding::Percent);
+        assert_eq!(v.compact, "1unionselect\u{fffd}2");
+        assert_eq!(v.separated.as_deref(), Some("1 union select 2"));
+        assert!(v.transforms.contains(Transforms::NULL_BYTES));
+        // Nothing of the kind: no extra view, no extra work.
+        assert_eq!(
+            normalize("1 union select 2", Encoding::Percent).separated,
+            None
+        );
+        assert_eq!(normalize("café", Encoding::Percent).separated, None);
     }
 
     #[test]

@@ -443,6 +443,21 @@ fn structural(c: &str, place: Place, out: &mut Vec<Hit>) -> bool {
 }
 
 pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
+    if let Some(sep) = v.separated.as_deref() {
+        // Null bytes or stray bytes as separators: the value read that way, first.
+        let spaced = Normalized {
+            decoded: sep.into(),
+            lower: sep.into(),
+            compact: sep.into(),
+            separated: None,
+            transforms: v.transforms,
+        };
+        let before = out.len();
+        check(&spaced, place, out);
+        if out.len() > before {
+            return;
+        }
+    }
     if structural(v.compact.as_ref(), place, out) {
         return;
     }
@@ -537,6 +552,15 @@ mod tests {
             "x case when 1=1 then 1 else 0 end",
         ] {
             assert!(!hits(s, Place::Query).is_empty(), "{s}");
+        }
+        // Null bytes and stray bytes where the database's lexer sees a space.
+        for s in ["1%00UNION%00SELECT%002--", "1%A0UNION%A0SELECT%A02--"] {
+            let mut out = Vec::new();
+            check(&normalize(s, Encoding::Percent), Place::Query, &mut out);
+            assert!(
+                out.iter().any(|h| h.score >= 5 && h.paranoia == 1),
+                "{s}: {out:?}"
+            );
         }
     }
 
