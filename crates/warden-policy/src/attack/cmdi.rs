@@ -286,21 +286,25 @@ fn empty_expansion(b: &[u8], glued: bool) -> usize {
 /// a quote, escape or empty expansion between its letters (`'wh'oami`, `"w"get`, `uname$u`).
 /// Quotes around a whole word do not count.
 fn disguised_first_word(l: &str) -> bool {
-    let t = l.trim_start();
-    let token = &t[..t.find([' ', '\t']).unwrap_or(t.len())];
-    let b = token.as_bytes();
-    let (Some(first), Some(last)) = (
-        b.iter().position(u8::is_ascii_alphanumeric),
-        b.iter().rposition(u8::is_ascii_alphanumeric),
-    ) else {
-        return false;
-    };
-    // An expansion may also end the word (`ping$()`); quotes must sit inside it.
-    b[first..].contains(&b'$')
-        || first < last
-            && b[first..last]
-                .iter()
-                .any(|c| matches!(c, b'\'' | b'"' | b'\\' | b'^'))
+    // One pass over the first word: it is the whole value when the value is a URL or a token,
+    // and this runs on every JSON string that wakes the shell checks.
+    let (mut letters, mut quote_since) = (false, false);
+    for &c in l.trim_start().as_bytes() {
+        match c {
+            b' ' | b'\t' => break,
+            // An expansion may also end the word (`ping$()`); quotes must sit inside it.
+            b'$' if letters => return true,
+            b'\'' | b'"' | b'\\' | b'^' if letters => quote_since = true,
+            c if c.is_ascii_alphanumeric() => {
+                if quote_since {
+                    return true;
+                }
+                letters = true;
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// cmd.exe's `IF`, at the start of a value or after a separator (`c` has whitespace runs

@@ -353,6 +353,23 @@ fn compact(lower: &str) -> (String, Transforms) {
     (collapsed.trim().to_string(), t)
 }
 
+/// Whether `b[at..]` may continue an `&` into an entity: `#`, or a run of letters ending in
+/// `;`. The run is read once per `&`, and a run never holds another `&`, so a value is still
+/// read in linear time.
+fn entity_at(b: &[u8], at: usize) -> bool {
+    match b.get(at) {
+        Some(b'#') => true,
+        Some(c) if c.is_ascii_alphabetic() => {
+            let run = b[at..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .count();
+            b.get(at + run) == Some(&b';')
+        }
+        _ => false,
+    }
+}
+
 /// Normalises one value.
 pub fn normalize(raw: &str, encoding: Encoding) -> Normalized<'_> {
     let mut t = Transforms::default();
@@ -368,14 +385,13 @@ pub fn normalize(raw: &str, encoding: Encoding) -> Normalized<'_> {
     let b = raw.as_bytes();
     // Nothing any decoding step would change: no escapes of any kind, no comment opener, no
     // control whitespace, ASCII only. `/` and `&` are common in URLs and prose, so only `/*`
-    // and a possible entity (`&#`, `&lt`) count.
+    // and a possible entity count: `&#`, or letters closed by `;` (`&lt;`: every named entity
+    // `html_decode` knows ends so, while a query string's `&ref=home` does not).
     let plain = b.iter().enumerate().all(|(i, &c)| match c {
         b'%' | b'\0' | b'\t' | b'\n' | b'\r' | b'\\' => false,
         b'+' => encoding != Encoding::Form,
         b'/' => b.get(i + 1) != Some(&b'*'),
-        b'&' => !b
-            .get(i + 1)
-            .is_some_and(|n| *n == b'#' || n.is_ascii_alphabetic()),
+        b'&' => !entity_at(b, i + 1),
         _ => c.is_ascii(),
     });
     if plain {
@@ -535,6 +551,21 @@ mod tests {
         assert!(matches!(v.decoded, Cow::Borrowed(_)));
         assert_eq!(v.lower, "hello world");
         assert!(v.transforms.is_empty());
+        // A query string's `&name=` is no entity; `&lt;` and `&#60` are.
+        let url = normalize(
+            "https://shop.example.com/p?id=4711&ref=home&amp",
+            Encoding::Plain,
+        );
+        assert!(matches!(url.decoded, Cow::Borrowed(_)));
+        for (s, want) in [
+            ("x&lt;script", "x<script"),
+            ("x&#60;b", "x<b"),
+            ("&QUOT;a", "\"a"),
+        ] {
+            let v = normalize(s, Encoding::Plain);
+            assert_eq!(v.decoded, want, "{s}");
+            assert!(v.transforms.contains(Transforms::HTML_ENTITIES), "{s}");
+        }
     }
 
     proptest::proptest! {

@@ -22,6 +22,14 @@ const METADATA_HOSTS: [&str; 8] = [
 /// An IPv4 address in the spellings `inet_aton` accepts: dotted with 1 to 4 parts, each decimal,
 /// octal (`0` prefix) or hexadecimal (`0x`).
 pub fn parse_ipv4_loose(host: &str) -> Option<Ipv4Addr> {
+    // Every spelling below is made of digits, dots, and `x` with hex digits: a host name
+    // (`shop.example.com`) is refused without splitting it.
+    if !host
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b'x' || b == b'X')
+    {
+        return None;
+    }
     let parts: Vec<&str> = host.split('.').collect();
     if parts.is_empty() || parts.len() > 4 || parts.iter().any(|p| p.is_empty()) {
         return None;
@@ -202,7 +210,7 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
         return;
     }
     // URLs embedded after `=` or in text are checked too (`url=http://169.254.169.254/`).
-    let starts: Vec<usize> = std::iter::once(0)
+    let mut starts: Vec<usize> = std::iter::once(0)
         .chain(l.match_indices(':').filter_map(|(p, _)| {
             l[..p]
                 .char_indices()
@@ -212,6 +220,8 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
                 .or(Some(0))
         }))
         .collect();
+    // `https://host` gives 0 twice (the value's start, and the scheme before its colon).
+    starts.dedup();
     for start in starts {
         let Some((scheme, host)) = url_host(&l[start..]) else {
             continue;
