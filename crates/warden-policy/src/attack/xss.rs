@@ -208,6 +208,40 @@ mod tests {
     }
 
     #[test]
+    fn each_marker_names_its_rule() {
+        let rules = |s: &str| {
+            let mut out = Vec::new();
+            check(&normalize(s, Encoding::Plain), Place::Query, &mut out);
+            out.iter().map(|h| h.rule).collect::<Vec<_>>()
+        };
+        for (s, rule) in [
+            ("VBScript:msgbox(1)", "script-url"),
+            ("x livescript:go", "script-url"),
+            ("java\tscript:alert(1)", "script-url"),
+            ("data:image/svg+xml;base64,AAAA", "data-url"),
+            ("data:text/html,hi", "data-url"),
+            ("style=width:expression(alert(1))", "css-script"),
+            ("background:url(javascript:x)", "script-url"),
+            ("behavior: -moz-binding: url(x.xml#xss)", "css-script"),
+            ("<!--#include file=x -->", "script-tag"),
+            ("<!--#exec cmd=ls -->", "script-tag"),
+            ("x = document.domain + 1", "dom-access"),
+            ("window.location = evil", "dom-access"),
+            ("el.innerHTML = x", "dom-access"),
+        ] {
+            assert!(rules(s).contains(&rule), "{s}: {:?}", rules(s));
+        }
+        // The words apart from their punctuation are prose.
+        for s in [
+            "the document cookie policy",
+            "a window location",
+            "data: text",
+        ] {
+            assert!(rules(s).is_empty(), "{s}: {:?}", rules(s));
+        }
+    }
+
+    #[test]
     fn ordinary_text_passes() {
         for s in [
             "x < y and y > z",
