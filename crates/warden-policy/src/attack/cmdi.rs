@@ -340,9 +340,10 @@ fn cmd_if(c: &str) -> Option<&'static str> {
         // Batch syntax, not prose: `==` glued to an operand (`red==red`), or `%var%` or quotes
         // in the statement.
         let batch = rest.contains(['%', '"']);
-        let compared = OPS
-            .iter()
-            .filter_map(|op| rest.find(op).map(|i| (i, op)))
+        let compared = first_of_each(rest, &OPS)
+            .into_iter()
+            .zip(OPS.iter())
+            .filter_map(|(i, op)| i.map(|i| (i, op)))
             .filter(|(i, op)| {
                 **op != "=="
                     || batch
@@ -362,6 +363,26 @@ fn cmd_if(c: &str) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// Where each of `ops` (`==`, or a space, three letters and a space) first occurs in `s`, in
+/// one pass: a substring search per operator built a searcher each, seven per `if` in prose.
+fn first_of_each(s: &str, ops: &[&str; 7]) -> [Option<usize>; 7] {
+    let b = s.as_bytes();
+    let mut first = [None; 7];
+    for i in 0..b.len() {
+        let here = match b[i] {
+            b'=' if b.get(i + 1) == Some(&b'=') => 0..1,
+            b' ' if b.get(i + 4) == Some(&b' ') => 1..ops.len(),
+            _ => continue,
+        };
+        for k in here {
+            if first[k].is_none() && b[i..].starts_with(ops[k].as_bytes()) {
+                first[k] = Some(i);
+            }
+        }
+    }
+    first
 }
 
 fn opens_at(c: &str, p: usize) -> bool {
@@ -441,7 +462,9 @@ fn standalone(l: &str, u: Option<&str>, place: Place) -> Option<&'static str> {
         }
     }
     // A here-string feeding a command to a shell or a substitution: `cat<<<'ifconfig' | sh`.
-    if let Some(p) = memchr::memmem::find(l.as_bytes(), b"<<<") {
+    if let Some(p) = memchr::memchr(b'<', b)
+        .and_then(|at| memchr::memmem::find(&b[at..], b"<<<").map(|p| at + p))
+    {
         let (word, _) = command_word(&l[p + 3..]);
         if rare_cmd(word) || wordlike(word) {
             return Some("here-string");
@@ -579,6 +602,12 @@ fn first_word(t: &str) -> &str {
         .unwrap_or(t.len())]
 }
 
+/// Built once: `str::find` builds a searcher on every call.
+fn powershell_finder() -> &'static memchr::memmem::Finder<'static> {
+    static F: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    F.get_or_init(|| memchr::memmem::Finder::new(b"powershell"))
+}
+
 fn if_finder() -> &'static memchr::memmem::Finder<'static> {
     static F: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
     F.get_or_init(|| memchr::memmem::Finder::new(b"if "))
@@ -599,7 +628,7 @@ pub fn inspect(v: &Normalized<'_>, place: Place, triggered: bool, out: &mut Vec<
     } else {
         CRITICAL
     };
-    match cmd_if(v.compact.as_ref()) {
+    match cmd_if(v.compact()) {
         Some("comparison") => {
             out.push(Hit::new(Detector::Cmdi, "cmd-conditional", score, 1));
             return;
@@ -689,7 +718,7 @@ fn check_view(l: &str, place: Place, out: &mut Vec<Hit>) {
         out.push(Hit::new(Detector::Cmdi, "powershell", CRITICAL, 1));
         return;
     }
-    if let Some(p) = l.find("powershell") {
+    if let Some(p) = powershell_finder().find(l.as_bytes()) {
         if l[p + 10..]
             .trim_start_matches(".exe")
             .trim_start()
@@ -751,16 +780,13 @@ fn check_view(l: &str, place: Place, out: &mut Vec<Hit>) {
             }
         }
     }
-    let seps: &[char] = if place == Place::JsonString {
-        // Newlines are ordinary in JSON text.
-        &[';', '|', '&']
-    } else {
-        &[';', '|', '&', '\n']
-    };
+    // Newlines are ordinary in JSON text. Separators are ASCII: looked for byte by byte.
+    let newline = place != Place::JsonString;
+    let sep = |c: &u8| matches!(c, b';' | b'|' | b'&') || newline && *c == b'\n';
     {
         let mut from = 0;
         let mut variables = 0usize;
-        while let Some(p) = l[from..].find(seps) {
+        while let Some(p) = l.as_bytes()[from..].iter().position(sep) {
             let at = from + p + 1;
             let after = l[at..].trim_start_matches(['|', '&']);
             variables += usize::from(after.trim_start().starts_with('$'));

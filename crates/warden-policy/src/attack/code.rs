@@ -157,7 +157,7 @@ fn calls() -> &'static aho_corasick::AhoCorasick {
 }
 
 pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
-    let l = v.compact.as_ref();
+    let l = v.compact();
     // Prototype pollution: `{"__proto__": {...}}`, `?__proto__[admin]=1`, `constructor[prototype]`.
     if place.is_name()
         && (l.contains("__proto__")

@@ -97,14 +97,22 @@ pub struct Normalized<'a> {
     pub decoded: Cow<'a, str>,
     /// Decoded and lower-cased.
     pub lower: Cow<'a, str>,
-    /// Lower-cased, SQL comments removed, whitespace runs collapsed to one space.
-    pub compact: Cow<'a, str>,
+    /// Lower-cased, SQL comments removed, whitespace runs collapsed to one space; `None` when
+    /// that is `lower` unchanged (most values: no copy made). Read it through [`Self::compact`].
+    pub compact: Option<String>,
     /// Only for a value with null bytes or bytes that are not UTF-8: the compact view with each
     /// of them read as a space instead of dropped. Dropping them undoes `ja\0vascript:`; a
     /// database's lexer may instead take them as separators (`1%00UNION%00SELECT`,
     /// `1%A0UNION%A0SELECT` to MySQL), which only this view shows.
     pub separated: Option<String>,
     pub transforms: Transforms,
+}
+
+impl Normalized<'_> {
+    /// Lower-cased, SQL comments removed, whitespace runs collapsed to one space.
+    pub fn compact(&self) -> &str {
+        self.compact.as_deref().unwrap_or(&self.lower)
+    }
 }
 
 /// Values longer than this are cut: detectors stay bounded in time per value.
@@ -387,25 +395,38 @@ pub fn normalize(raw: &str, encoding: Encoding) -> Normalized<'_> {
     // control whitespace, ASCII only. `/` and `&` are common in URLs and prose, so only `/*`
     // and a possible entity count: `&#`, or letters closed by `;` (`&lt;`: every named entity
     // `html_decode` knows ends so, while a query string's `&ref=home` does not).
-    let plain = b.iter().enumerate().all(|(i, &c)| match c {
-        b'%' | b'\0' | b'\t' | b'\n' | b'\r' | b'\\' => false,
-        b'+' => encoding != Encoding::Form,
-        b'/' => b.get(i + 1) != Some(&b'*'),
-        b'&' => !entity_at(b, i + 1),
-        _ => c.is_ascii(),
-    });
+    // One pass also notes what the fast path needs: upper case to fold, double spaces to
+    // collapse.
+    let (mut plain, mut upper, mut double_space) = (true, false, false);
+    for (i, &c) in b.iter().enumerate() {
+        let decodable = match c {
+            b'A'..=b'Z' => {
+                upper = true;
+                false
+            }
+            b' ' => {
+                double_space |= b.get(i + 1) == Some(&b' ');
+                false
+            }
+            b'%' | b'\0' | b'\t' | b'\n' | b'\r' | b'\\' => true,
+            b'+' => encoding == Encoding::Form,
+            b'/' => b.get(i + 1) == Some(&b'*'),
+            b'&' => entity_at(b, i + 1),
+            _ => !c.is_ascii(),
+        };
+        if decodable {
+            plain = false;
+            break;
+        }
+    }
     if plain {
         // The common case: nothing to decode, nothing to compact.
-        let lower: Cow<'_, str> = if b.iter().any(u8::is_ascii_uppercase) {
+        let lower: Cow<'_, str> = if upper {
             Cow::Owned(raw.to_ascii_lowercase())
         } else {
             Cow::Borrowed(raw)
         };
-        let compact = if b.windows(2).any(|w| w[0] == b' ' && w[1] == b' ') {
-            Cow::Owned(compact(&lower).0)
-        } else {
-            lower.clone()
-        };
+        let compact = double_space.then(|| compact(&lower).0);
         return Normalized {
             decoded: Cow::Borrowed(raw),
             lower,
@@ -477,7 +498,7 @@ pub fn normalize(raw: &str, encoding: Encoding) -> Normalized<'_> {
     Normalized {
         decoded: Cow::Owned(s),
         lower: Cow::Owned(lower),
-        compact: Cow::Owned(compact),
+        compact: Some(compact),
         separated,
         transforms: t,
     }
@@ -491,7 +512,7 @@ mod tests {
         let v = normalize(s, e);
         (
             v.lower.to_string(),
-            v.compact.to_string(),
+            v.compact().to_string(),
             v.transforms.names(),
         )
     }
@@ -534,7 +555,7 @@ mod tests {
     #[test]
     fn null_and_stray_bytes_are_also_read_as_spaces() {
         let v = normalize("1%00UNION%00SELECT%A02", Encoding::Percent);
-        assert_eq!(v.compact, "1unionselect\u{fffd}2");
+        assert_eq!(v.compact(), "1unionselect\u{fffd}2");
         assert_eq!(v.separated.as_deref(), Some("1 union select 2"));
         assert!(v.transforms.contains(Transforms::NULL_BYTES));
         // Nothing of the kind: no extra view, no extra work.

@@ -4,10 +4,6 @@
 //! passes while `1' OR '1'='1` does not. A few high-signal constructs libinjection misses
 //! (`INTO OUTFILE`, time-based probes) are matched as keywords.
 
-use std::sync::OnceLock;
-
-use aho_corasick::AhoCorasick;
-
 use super::signals::WordSet;
 use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR, WARNING};
 
@@ -89,7 +85,7 @@ fn worth_tokenising(v: &Normalized<'_>, place: Place) -> bool {
     // Only keywords left. In free text, a sentence that starts with a word and has no digit, `=`
     // or `@` ("Select the blue one (not the grey)") cannot break out of a quoted string nor
     // stand in for a number, which is what an injection through a text field must do.
-    let c = v.compact.as_ref();
+    let c = v.compact();
     if matches!(place, Place::JsonString | Place::Body)
         && c.starts_with(|ch: char| ch.is_alphabetic())
         && !c
@@ -98,51 +94,44 @@ fn worth_tokenising(v: &Normalized<'_>, place: Place) -> bool {
     {
         return false;
     }
-    keywords().is_match(c)
+    KEYWORDS.found_in(c)
 }
 
-fn keywords() -> &'static AhoCorasick {
-    static K: OnceLock<AhoCorasick> = OnceLock::new();
-    K.get_or_init(|| {
-        AhoCorasick::builder()
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .build([
-                "/*",
-                "||",
-                "&&",
-                "union",
-                "select",
-                "sleep",
-                "benchmark",
-                "waitfor",
-                "outfile",
-                "dumpfile",
-                "xp_",
-                "information_schema",
-                "@@",
-                "pg_",
-                "dbms_",
-                "load_file",
-                "having",
-                "order by",
-                "group by",
-                "insert",
-                "delete",
-                "drop",
-                "case when",
-                "0x",
-                "char(",
-                "concat",
-                " or ",
-                " and ",
-                " xor ",
-                "procedure",
-                "rlike",
-                "regexp",
-            ])
-            .expect("static patterns")
-    })
-}
+/// Words only SQL puts together with the syntax above.
+static KEYWORDS: WordSet = WordSet::new(&[
+    "/*",
+    "||",
+    "&&",
+    "union",
+    "select",
+    "sleep",
+    "benchmark",
+    "waitfor",
+    "outfile",
+    "dumpfile",
+    "xp_",
+    "information_schema",
+    "@@",
+    "pg_",
+    "dbms_",
+    "load_file",
+    "having",
+    "order by",
+    "group by",
+    "insert",
+    "delete",
+    "drop",
+    "case when",
+    "0x",
+    "char(",
+    "concat",
+    " or ",
+    " and ",
+    " xor ",
+    "procedure",
+    "rlike",
+    "regexp",
+]);
 
 /// Fingerprints libinjection reports for harmless text as often as for attacks (quoted words in a
 /// product name, "80% X and 20% Y", a trailing `--`): at paranoia 1 they only count together with
@@ -448,7 +437,7 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
         let spaced = Normalized {
             decoded: sep.into(),
             lower: sep.into(),
-            compact: sep.into(),
+            compact: None,
             separated: None,
             transforms: v.transforms,
         };
@@ -458,7 +447,7 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
             return;
         }
     }
-    if structural(v.compact.as_ref(), place, out) {
+    if structural(v.compact(), place, out) {
         return;
     }
     if !worth_tokenising(v, place) {
@@ -469,7 +458,7 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
         let fp = r.fingerprint.map(|f| f.to_string()).unwrap_or_default();
         // A weak fingerprint with a comparison or a comment is an injection after all
         // (`1234 OR 1=1`); without one it is prose ("80% cotton and 20% wool").
-        let c = v.compact.as_bytes();
+        let c = v.compact().as_bytes();
         // `1=1`, `'a' = 'a'`: an equality between literals, the tautology of an injection.
         let second_signal = c.iter().enumerate().any(|(i, ch)| {
             if *ch != b'=' {
@@ -489,7 +478,7 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
         }
         return;
     }
-    let c = v.compact.as_ref();
+    let c = v.compact();
     for (needle, rule) in HIGH_SIGNAL {
         if c.contains(needle) {
             out.push(Hit::new(Detector::Sqli, rule, CRITICAL, 1));

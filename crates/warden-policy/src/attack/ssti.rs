@@ -50,7 +50,7 @@ fn evaluates(expr: &str) -> bool {
 }
 
 pub fn check(v: &Normalized<'_>, _place: Place, out: &mut Vec<Hit>) {
-    let c = v.compact.as_ref();
+    let c = v.compact();
     if !c.bytes().any(|b| matches!(b, b'{' | b'%' | b'_' | b'(')) {
         return;
     }

@@ -6,7 +6,7 @@
 use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR};
 
 pub fn check(v: &Normalized<'_>, _place: Place, out: &mut Vec<Hit>) {
-    let c = v.compact.as_ref();
+    let c = v.compact();
     if !c.contains("<!") && !c.contains("xinclude") {
         return;
     }
