@@ -4,6 +4,7 @@
 //! Python (`__import__('os')`, pickle) and Ruby. Each needs a call or a structure around the word,
 //! so prose about "the system" or "eval" passes.
 
+use super::signals::Presence;
 use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR};
 
 /// Function names that run commands or code, counted when followed by `(`.
@@ -170,7 +171,9 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     if l.len() < 4 {
         return;
     }
-    if let Some(m) = markers().find(l) {
+    static MARKED: Presence = Presence::new();
+    let marked = MARKED.any(|| MARKERS.iter().map(|(m, _)| m), l);
+    if let Some(m) = marked.then(|| markers().find(l)).flatten() {
         out.push(Hit::new(
             Detector::Code,
             MARKERS[m.pattern().as_usize()].1,
@@ -239,7 +242,8 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
         out.push(Hit::new(Detector::Code, "python-pickle", CRITICAL, 1));
         return;
     }
-    if l.contains('(') {
+    static CALLED: Presence = Presence::new();
+    if l.contains('(') && CALLED.any(|| CALLS, l) {
         let mut found: Vec<&str> = calls()
             .find_overlapping_iter(l)
             .map(|m| CALLS[m.pattern().as_usize()])

@@ -163,7 +163,7 @@ const GLOB_TARGETS: [&str; 16] = [
     "/usr/bin/python",
 ];
 
-static WRAPPERS: WordSet = WordSet::new(&[
+const WRAPPERS: [&str; 10] = [
     "php://",
     "file://",
     "expect://",
@@ -174,7 +174,19 @@ static WRAPPERS: WordSet = WordSet::new(&[
     "compress.zlib://",
     "jar:file:",
     "netdoc://",
-]);
+];
+
+/// Where a stream wrapper starts in `l`, found from each `:` (every wrapper has one, and a
+/// value's colons are few): the search automaton over the whole value cost more than the
+/// rest of this detector on an ordinary URL.
+fn wrapper_starts(l: &str) -> impl Iterator<Item = usize> + '_ {
+    memchr::memchr_iter(b':', l.as_bytes()).flat_map(move |p| {
+        WRAPPERS.iter().filter_map(move |w| {
+            let (name, tail) = w.split_at(w.find(':').unwrap_or(0));
+            (l[..p].ends_with(name) && l[p..].starts_with(tail)).then(|| p - name.len())
+        })
+    })
+}
 
 /// Whether the value has a `..` path segment (between separators, or at either end next to one).
 fn dot_dot(s: &str) -> usize {
@@ -218,7 +230,11 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
         };
         out.push(Hit::new(Detector::Traversal, "dot-dot-segment", score, 1));
     }
-    let slashed = l.replace('\\', "/");
+    let slashed: std::borrow::Cow<'_, str> = if l.contains('\\') {
+        l.replace('\\', "/").into()
+    } else {
+        l.into()
+    };
     let mut sensitive = false;
     if let Some((i, _)) = SENSITIVE.find(&slashed) {
         let f = SENSITIVE.word(i);
@@ -250,16 +266,30 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     {
         // `/etc/pa[s]swd`, `/???/??t /???/p??s??`: every path token tried as a glob. A token
         // needs a letter of its own: `/*` alone matches every folder.
-        for token in slashed.split([
-            ' ', '\t', ';', '|', '&', '=', '`', '(', ')', '+', '{', '}', ',',
-        ]) {
-            if token.starts_with('/')
+        // The separators are ASCII: split the bytes (a `char` pattern decodes every one).
+        let separator = |b: &u8| {
+            matches!(
+                b,
+                b' ' | b'\t'
+                    | b';'
+                    | b'|'
+                    | b'&'
+                    | b'='
+                    | b'`'
+                    | b'('
+                    | b')'
+                    | b'+'
+                    | b'{'
+                    | b'}'
+                    | b','
+            )
+        };
+        for token in slashed.as_bytes().split(separator) {
+            if token.starts_with(b"/")
                 && token.len() <= 64
-                && token.contains(['[', '?', '*'])
-                && token.bytes().any(|b| b.is_ascii_alphabetic())
-                && GLOB_TARGETS
-                    .iter()
-                    .any(|t| glob(token.as_bytes(), t.as_bytes()))
+                && token.iter().any(|b| matches!(b, b'[' | b'?' | b'*'))
+                && token.iter().any(u8::is_ascii_alphabetic)
+                && GLOB_TARGETS.iter().any(|t| glob(token, t.as_bytes()))
             {
                 out.push(Hit::new(Detector::Traversal, "glob-path", CRITICAL, 1));
                 sensitive = true;
@@ -283,7 +313,7 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
             out.push(Hit::new(Detector::Traversal, "hidden-file", ERROR, 1));
         }
     }
-    for p in WRAPPERS.starts(l) {
+    for p in wrapper_starts(l) {
         {
             // `data://` appears in normal URLs only as `data:` without slashes; any wrapper at the
             // start of a value, or after `=`, is an include.
