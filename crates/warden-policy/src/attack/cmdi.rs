@@ -216,7 +216,7 @@ fn attacker_args(word: &str, rest: &str) -> bool {
 }
 
 /// PowerShell verbs and idioms that download or run code.
-static POWERSHELL: WordSet = WordSet::new(&[
+pub(crate) static POWERSHELL: WordSet = WordSet::new(&[
     "invoke-webrequest",
     "invoke-expression",
     "invoke-command",
@@ -621,6 +621,18 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
 /// the separator and substitution rules cannot match the value as it stands, only its
 /// unquoted view.
 pub fn inspect(v: &Normalized<'_>, place: Place, triggered: bool, out: &mut Vec<Hit>) {
+    inspect_cued(v, place, triggered, None, out);
+}
+
+/// [`inspect`], given the trigger walk's mask (read from the lower-case view, so its cues
+/// answer searches of that view only).
+pub fn inspect_cued(
+    v: &Normalized<'_>,
+    place: Place,
+    triggered: bool,
+    cues: Option<u32>,
+    out: &mut Vec<Hit>,
+) {
     // Outside JSON text these are attacks; in a JSON string they may be a snippet in a
     // developer's message, which counts below the threshold on its own.
     let score = if place == Place::JsonString {
@@ -651,11 +663,11 @@ pub fn inspect(v: &Normalized<'_>, place: Place, triggered: bool, out: &mut Vec<
     }
     let before = out.len();
     if triggered {
-        check_view(l, place, out);
+        check_view(l, place, cues, out);
     }
     if out.len() == before && place != Place::JsonString {
         if let Some(u) = &u {
-            check_view(u, place, out);
+            check_view(u, place, None, out);
         }
     }
 }
@@ -700,7 +712,7 @@ fn markdown_code(l: &str, at: usize, place: Place) -> bool {
     words >= 3
 }
 
-fn check_view(l: &str, place: Place, out: &mut Vec<Hit>) {
+fn check_view(l: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) {
     // Which syntax is present at all, in one pass: most values of prose have none of it, and
     // each substring search below would otherwise run on them.
     let (mut dollar, mut paren, mut tick, mut gt, mut pct) = (false, false, false, false, false);
@@ -714,7 +726,11 @@ fn check_view(l: &str, place: Place, out: &mut Vec<Hit>) {
             _ => {}
         }
     }
-    if POWERSHELL.found_in(l) {
+    let powershell = match cues {
+        Some(m) => m & super::signals::CUE_POWERSHELL != 0,
+        None => POWERSHELL.found_in(l),
+    };
+    if powershell {
         out.push(Hit::new(Detector::Cmdi, "powershell", CRITICAL, 1));
         return;
     }

@@ -159,7 +159,7 @@ pub fn detect(v: &super::Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     let m = signals::triggered(&v.lower);
     let on = |d| signals::has(m, d);
     if on(Detector::Sqli) || v.separated.is_some() {
-        sqli::check(v, place, out);
+        sqli::check_cued(v, place, Some(m), out);
     }
     // Entities and escapes can spell markup that no byte of the raw value gives away.
     let hidden = v.transforms.contains(Transforms::HTML_ENTITIES)
@@ -172,7 +172,7 @@ pub fn detect(v: &super::Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     }
     let cmdi_on = on(Detector::Cmdi);
     if cmdi_on || place != Place::JsonString && cmdi::outside_json(&v.lower) {
-        cmdi::inspect(v, place, cmdi_on, out);
+        cmdi::inspect_cued(v, place, cmdi_on, Some(m), out);
     }
     if on(Detector::Traversal) {
         traversal::check(v, place, out);

@@ -12,8 +12,23 @@ use aho_corasick::{AhoCorasick, Anchored, MatchKind, StartKind};
 
 use super::Detector;
 
-fn bit(d: Detector) -> u16 {
-    1 << (d as u16)
+fn bit(d: Detector) -> u32 {
+    1 << (d as u32)
+}
+
+/// Bits past the detectors' in a [`triggered`] mask: a word list some detector would search the
+/// value for anyway, found by the same walk. Valid for the text the walk read (the value's
+/// lower-case view); a detector reading another view searches that itself.
+pub const CUE_SQL_PROBE: u32 = 1 << 16;
+pub const CUE_SQL_KEYWORD: u32 = 1 << 17;
+pub const CUE_POWERSHELL: u32 = 1 << 18;
+
+fn cue_sets() -> [(&'static WordSet, u32); 3] {
+    [
+        (&super::sqli::PROBES, CUE_SQL_PROBE),
+        (&super::sqli::KEYWORDS, CUE_SQL_KEYWORD),
+        (&super::cmdi::POWERSHELL, CUE_POWERSHELL),
+    ]
 }
 
 /// Word triggers and the detectors they wake.
@@ -249,17 +264,17 @@ const WORDS: &[(&str, Detector)] = &[
 
 /// The byte table, the words' automaton, and the detectors each match state stands for.
 struct Table {
-    bytes: [u16; 256],
+    bytes: [u32; 256],
     words: DFA,
     start: StateID,
     /// Indexed by pattern id.
-    masks: Vec<u16>,
+    masks: Vec<u32>,
 }
 
 fn table() -> &'static Table {
     static T: OnceLock<Table> = OnceLock::new();
     T.get_or_init(|| {
-        let mut bytes = [0u16; 256];
+        let mut bytes = [0u32; 256];
         let mut set = |chars: &[u8], d: Detector| {
             for c in chars {
                 bytes[*c as usize] |= bit(d);
@@ -273,11 +288,14 @@ fn table() -> &'static Table {
         set(b"(", Detector::Code);
         // One pattern per distinct word, with the detectors of every entry for it. The input is
         // already lower case, so the automaton need not fold case.
-        let mut words: Vec<(&str, u16)> = Vec::new();
-        for (w, d) in WORDS {
-            match words.iter_mut().find(|(x, _)| x == w) {
-                Some((_, m)) => *m |= bit(*d),
-                None => words.push((w, bit(*d))),
+        let mut words: Vec<(&str, u32)> = Vec::new();
+        let cued = cue_sets()
+            .into_iter()
+            .flat_map(|(set, cue)| set.words.iter().map(move |w| (*w, cue)));
+        for (w, m) in WORDS.iter().map(|(w, d)| (*w, bit(*d))).chain(cued) {
+            match words.iter_mut().find(|(x, _)| *x == w) {
+                Some((_, have)) => *have |= m,
+                None => words.push((w, m)),
             }
         }
         let masks = words.iter().map(|(_, m)| *m).collect();
@@ -307,9 +325,9 @@ fn table() -> &'static Table {
 /// One walk over the bytes drives both the byte table and the automaton by hand: the
 /// overlapping-match iterator did the same work at about three times the instructions (a
 /// `Match` built and returned per word found, and its own bookkeeping per call).
-pub fn triggered(lower: &str) -> u16 {
+pub fn triggered(lower: &str) -> u32 {
     let t = table();
-    let mut m = 0u16;
+    let mut m = 0u32;
     let mut sid = t.start;
     for &b in lower.as_bytes() {
         m |= t.bytes[b as usize];
@@ -323,7 +341,7 @@ pub fn triggered(lower: &str) -> u16 {
     m
 }
 
-pub fn has(mask: u16, d: Detector) -> bool {
+pub fn has(mask: u32, d: Detector) -> bool {
     mask & bit(d) != 0
 }
 
@@ -450,15 +468,20 @@ mod tests {
 
     /// What `triggered` must answer, worked out the plain way: every byte looked up, every
     /// occurrence of every word found by substring search.
-    fn by_hand(lower: &str) -> u16 {
+    fn by_hand(lower: &str) -> u32 {
         let t = table();
-        let mut m = 0u16;
+        let mut m = 0u32;
         for b in lower.bytes() {
             m |= t.bytes[b as usize];
         }
         for (w, d) in WORDS {
             if lower.contains(w) {
                 m |= bit(*d);
+            }
+        }
+        for (set, cue) in cue_sets() {
+            if set.words.iter().any(|w| lower.contains(w)) {
+                m |= cue;
             }
         }
         m
@@ -478,12 +501,20 @@ mod tests {
             "a /* b */ c",
             "proto__constructor",
             "ends with sys",
+            "x' union select pg_catalog",
+            "iex (new-object net.webclient).downloadstring('x')",
         ] {
             assert_eq!(triggered(s), by_hand(s), "{s}");
         }
         assert!(has(triggered("${jndi:ldap://x}"), Detector::Jndi));
         assert!(has(triggered("${jndi:ldap://x}"), Detector::Ssti));
         assert_eq!(triggered("plain words only"), 0);
+        assert_ne!(triggered("1 union select 2") & CUE_SQL_KEYWORD, 0);
+        assert_ne!(
+            triggered("from information_schema.tables") & CUE_SQL_PROBE,
+            0
+        );
+        assert_ne!(triggered("powershell iwr x") & CUE_POWERSHELL, 0);
     }
 
     proptest::proptest! {
@@ -491,8 +522,14 @@ mod tests {
         fn one_walk_finds_what_a_search_per_word_finds(
             parts in proptest::collection::vec(
                 proptest::prop_oneof![
-                    proptest::sample::select(WORDS.iter().map(|(w, _)| *w).collect::<Vec<_>>())
-                        .prop_map(str::to_string),
+                    proptest::sample::select(
+                        WORDS
+                            .iter()
+                            .map(|(w, _)| *w)
+                            .chain(cue_sets().into_iter().flat_map(|(set, _)| set.words.iter().copied()))
+                            .collect::<Vec<_>>()
+                    )
+                    .prop_map(str::to_string),
                     "[a-z0-9 ./:;'$({<_-]{0,6}",
                 ],
                 0..8,

@@ -4,7 +4,7 @@
 //! passes while `1' OR '1'='1` does not. A few high-signal constructs libinjection misses
 //! (`INTO OUTFILE`, time-based probes) are matched as keywords.
 
-use super::signals::WordSet;
+use super::signals::{WordSet, CUE_SQL_KEYWORD, CUE_SQL_PROBE};
 use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR, WARNING};
 
 /// Whether a value could hold SQL injection at all, decided cheaply: libinjection costs a few
@@ -12,7 +12,7 @@ use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR, WARNING};
 /// cannot be SQL injection. A quote between two letters is an apostrophe unless a SQL word follows
 /// it (`x'or'1`); a semicolon matters only before a statement (`; drop`); otherwise only comment
 /// markers, SQL operators and keywords wake the tokenizer.
-fn worth_tokenising(v: &Normalized<'_>, place: Place) -> bool {
+fn worth_tokenising(v: &Normalized<'_>, place: Place, cues: Option<u32>) -> bool {
     let l = v.lower.as_bytes();
     let word_after = |i: usize| -> &[u8] {
         let rest = &l[i.min(l.len())..];
@@ -94,11 +94,14 @@ fn worth_tokenising(v: &Normalized<'_>, place: Place) -> bool {
     {
         return false;
     }
-    KEYWORDS.found_in(c)
+    match cues {
+        Some(m) => m & CUE_SQL_KEYWORD != 0,
+        None => KEYWORDS.found_in(c),
+    }
 }
 
 /// Words only SQL puts together with the syntax above.
-static KEYWORDS: WordSet = WordSet::new(&[
+pub(crate) static KEYWORDS: WordSet = WordSet::new(&[
     "/*",
     "||",
     "&&",
@@ -153,7 +156,7 @@ const HIGH_SIGNAL: [(&str, &str); 9] = [
 
 /// Functions and catalogues that only an injection asks for: version and schema probes,
 /// error-based extraction, SQLite and PostgreSQL introspection.
-static PROBES: WordSet = WordSet::new(&[
+pub(crate) static PROBES: WordSet = WordSet::new(&[
     "sqlite_compileoption_",
     "sqlite_version(",
     "sqlite_master",
@@ -364,7 +367,7 @@ fn conditional(c: &str) -> bool {
 /// Warden's own structural rules, run before (and whatever) libinjection says: each is a shape
 /// an injection takes and prose does not. Outside free text (query, form, cookie, header) they
 /// are critical; in JSON strings and text bodies only the ones no sentence can take are.
-fn structural(c: &str, place: Place, out: &mut Vec<Hit>) -> bool {
+fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> bool {
     let free_text = matches!(place, Place::JsonString | Place::Body);
     let strong = if free_text { ERROR } else { CRITICAL };
     // Which syntax is there at all, in one pass: each rule below needs one of these.
@@ -395,7 +398,11 @@ fn structural(c: &str, place: Place, out: &mut Vec<Hit>) -> bool {
     if semi && stacked_statement(c) {
         return rule(out, "stacked-statement", CRITICAL);
     }
-    if PROBES.found_in(c) {
+    let probe = match cues {
+        Some(m) => m & CUE_SQL_PROBE != 0,
+        None => PROBES.found_in(c),
+    };
+    if probe {
         return rule(out, "schema-or-function-probe", strong);
     }
     if colons
@@ -432,6 +439,13 @@ fn structural(c: &str, place: Place, out: &mut Vec<Hit>) -> bool {
 }
 
 pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
+    check_cued(v, place, None, out);
+}
+
+/// [`check`], given the trigger walk's mask: its cues answer the word-list searches when the
+/// compacted view is the lower-case text the walk read.
+pub fn check_cued(v: &Normalized<'_>, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) {
+    let cues = cues.filter(|_| v.compact.is_none());
     if let Some(sep) = v.separated.as_deref() {
         // Null bytes or stray bytes as separators: the value read that way, first.
         let spaced = Normalized {
@@ -442,15 +456,15 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
             transforms: v.transforms,
         };
         let before = out.len();
-        check(&spaced, place, out);
+        check_cued(&spaced, place, None, out);
         if out.len() > before {
             return;
         }
     }
-    if structural(v.compact(), place, out) {
+    if structural(v.compact(), place, cues, out) {
         return;
     }
-    if !worth_tokenising(v, place) {
+    if !worth_tokenising(v, place, cues) {
         return;
     }
     let r = libinjectionrs::detect_sqli(v.decoded.as_bytes());
