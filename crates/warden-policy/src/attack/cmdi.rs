@@ -194,13 +194,25 @@ fn wordlike(word: &str) -> bool {
 }
 
 fn command_word(s: &str) -> (&str, &str) {
-    let s = s.trim_start_matches([' ', '\t', '"', '\'', '(', '{']);
-    let end = s
-        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '\\')))
-        .unwrap_or(s.len());
-    let (word, rest) = s.split_at(end);
+    // Every byte looked at is ASCII, so the cuts below fall on character boundaries; read as
+    // bytes, since this runs after every separator of every woken value.
+    let b = s.as_bytes();
+    let start = b
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'"' | b'\'' | b'(' | b'{'))
+        .unwrap_or(b.len());
+    let len = b[start..]
+        .iter()
+        .position(|c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, b'/' | b'.' | b'_' | b'-' | b'\\'))
+        })
+        .unwrap_or(b.len() - start);
+    let (word, rest) = s[start..].split_at(len);
     // `/bin/cat`, `/usr/bin/id`, `c:\windows\system32\cmd.exe`.
-    let base = word.rsplit(['/', '\\']).next().unwrap_or(word);
+    let base = match word.bytes().rposition(|c| c == b'/' || c == b'\\') {
+        Some(p) => &word[p + 1..],
+        None => word,
+    };
     (base, rest)
 }
 

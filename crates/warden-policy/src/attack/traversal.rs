@@ -163,17 +163,18 @@ const GLOB_TARGETS: [&str; 16] = [
     "/usr/bin/python",
 ];
 
-const WRAPPERS: [&str; 10] = [
-    "php://",
-    "file://",
-    "expect://",
-    "phar://",
-    "zip://",
-    "data://",
-    "glob://",
-    "compress.zlib://",
-    "jar:file:",
-    "netdoc://",
+/// Stream wrappers, split at their first `:` (the place they are looked up from).
+const WRAPPERS: [(&str, &str); 10] = [
+    ("php", "://"),
+    ("file", "://"),
+    ("expect", "://"),
+    ("phar", "://"),
+    ("zip", "://"),
+    ("data", "://"),
+    ("glob", "://"),
+    ("compress.zlib", "://"),
+    ("jar", ":file:"),
+    ("netdoc", "://"),
 ];
 
 /// Where a stream wrapper starts in `l`, found from each `:` (every wrapper has one, and a
@@ -181,8 +182,7 @@ const WRAPPERS: [&str; 10] = [
 /// rest of this detector on an ordinary URL.
 fn wrapper_starts(l: &str) -> impl Iterator<Item = usize> + '_ {
     memchr::memchr_iter(b':', l.as_bytes()).flat_map(move |p| {
-        WRAPPERS.iter().filter_map(move |w| {
-            let (name, tail) = w.split_at(w.find(':').unwrap_or(0));
+        WRAPPERS.iter().filter_map(move |(name, tail)| {
             (l[..p].ends_with(name) && l[p..].starts_with(tail)).then(|| p - name.len())
         })
     })
