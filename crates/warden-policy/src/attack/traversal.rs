@@ -182,9 +182,10 @@ const WRAPPERS: [(&str, &str); 10] = [
 /// rest of this detector on an ordinary URL.
 fn wrapper_starts(l: &str) -> impl Iterator<Item = usize> + '_ {
     memchr::memchr_iter(b':', l.as_bytes()).flat_map(move |p| {
-        WRAPPERS.iter().filter_map(move |(name, tail)| {
-            (l[..p].ends_with(name) && l[p..].starts_with(tail)).then(|| p - name.len())
-        })
+        WRAPPERS
+            .iter()
+            .filter(move |(name, tail)| l[..p].ends_with(name) && l[p..].starts_with(tail))
+            .map(move |(name, _)| p - name.len())
     })
 }
 
