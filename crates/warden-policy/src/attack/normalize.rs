@@ -426,7 +426,11 @@ pub fn normalize(raw: &str, encoding: Encoding) -> Normalized<'_> {
         } else {
             Cow::Borrowed(raw)
         };
-        let compact = double_space.then(|| compact(&lower).0);
+        let compact = double_space.then(|| {
+            let (c, ct) = compact(&lower);
+            t.insert(ct);
+            c
+        });
         return Normalized {
             decoded: Cow::Borrowed(raw),
             lower,
@@ -435,6 +439,12 @@ pub fn normalize(raw: &str, encoding: Encoding) -> Normalized<'_> {
             transforms: t,
         };
     }
+    decode(raw, encoding, t)
+}
+
+/// The slow path: every decoding tried, in order.
+fn decode(raw: &str, encoding: Encoding, mut t: Transforms) -> Normalized<'_> {
+    let b = raw.as_bytes();
     // Percent-decoding, repeated: attackers encode twice to pass a filter that decodes once.
     let mut bytes: Cow<'_, [u8]> = Cow::Borrowed(b);
     let mut rounds = 0;
@@ -590,6 +600,36 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The fast path gives what the full decoding would: it only skips steps that would
+        /// change nothing (a value without leading or trailing spaces: the full path trims).
+        #[test]
+        fn the_fast_path_agrees_with_the_full_decoding(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Strategy::prop_map(proptest::sample::select(vec![
+                        "&lt;", "&AMP;", "&#60;", "&#x3c", "&ref=", "&x", "&", ";", "=", "#",
+                        "/*", "*/", "/", "%2", "%", "+", " ", "  ", "\\", "?",
+                    ]), str::to_string),
+                    "[a-zA-Z0-9.-]{1,4}",
+                ],
+                0..10,
+            )
+        ) {
+            let s = parts.concat();
+            proptest::prop_assume!(s.trim() == s);
+            for e in [Encoding::Form, Encoding::Percent, Encoding::Plain] {
+                let fast = normalize(&s, e);
+                if matches!(fast.decoded, Cow::Owned(_)) {
+                    continue; // not taken: nothing to compare
+                }
+                let full = decode(&s, e, Transforms::default());
+                proptest::prop_assert_eq!(&fast.decoded, &full.decoded, "{:?}", s);
+                proptest::prop_assert_eq!(&fast.lower, &full.lower, "{:?}", s);
+                proptest::prop_assert_eq!(fast.compact(), full.compact(), "{:?}", s);
+                proptest::prop_assert_eq!(fast.transforms, full.transforms, "{:?}", s);
+            }
+        }
+
         #[test]
         fn never_panics_and_stays_bounded(s in "\\PC{0,200}") {
             for e in [Encoding::Form, Encoding::Percent, Encoding::Plain] {
