@@ -952,4 +952,31 @@ mod tests {
             assert!(!blocked(s, Place::JsonString), "{s}");
         }
     }
+
+    proptest::proptest! {
+        /// The one-pass operator scan finds each operator where a substring search would.
+        #[test]
+        fn operators_are_found_where_a_search_finds_them(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Strategy::prop_map(
+                        proptest::sample::select(vec![
+                            "==", "=", " equ ", " neq ", " lss ", " leq ", " gtr ", " geq ",
+                            " equ", "equ ", " ", "  ",
+                        ]),
+                        str::to_string,
+                    ),
+                    "[a-z%\"]{1,3}",
+                ],
+                0..12,
+            )
+        ) {
+            const OPS: [&str; 7] = ["==", " equ ", " neq ", " lss ", " leq ", " gtr ", " geq "];
+            let s = parts.concat();
+            let found = first_of_each(&s, &OPS);
+            for (k, op) in OPS.iter().enumerate() {
+                proptest::prop_assert_eq!(found[k], s.find(op), "{:?} in {:?}", op, s);
+            }
+        }
+    }
 }

@@ -616,13 +616,13 @@ mod tests {
             )
         ) {
             let s = parts.concat();
-            proptest::prop_assume!(s.trim() == s);
+            let s = s.trim();
             for e in [Encoding::Form, Encoding::Percent, Encoding::Plain] {
-                let fast = normalize(&s, e);
+                let fast = normalize(s, e);
                 if matches!(fast.decoded, Cow::Owned(_)) {
                     continue; // not taken: nothing to compare
                 }
-                let full = decode(&s, e, Transforms::default());
+                let full = decode(s, e, Transforms::default());
                 proptest::prop_assert_eq!(&fast.decoded, &full.decoded, "{:?}", s);
                 proptest::prop_assert_eq!(&fast.lower, &full.lower, "{:?}", s);
                 proptest::prop_assert_eq!(fast.compact(), full.compact(), "{:?}", s);
