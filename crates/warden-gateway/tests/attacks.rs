@@ -63,6 +63,13 @@ fn attacks() -> Vec<Case> {
         ("blind sqli by function calls in query", "GET", "/items?id=23698%20and((ascii(substring(user(),1,1)))%3E1)".into(), vec![], String::new()),
         ("xxe in XML", "POST", "/import".into(), vec![XML], r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#.into()),
         ("sqli in JSON sent as text/plain", "POST", "/notes".into(), vec![("content-type", "text/plain")], "x' UNION SELECT username, password FROM users--".into()),
+        ("ldap filter injection in query", "GET", "/users?uid=admin)(%7C(password%3D*".into(), vec![], String::new()),
+        ("fork bomb in form", "POST", "/run".into(), vec![FORM], "cmd=%3A%28%29%7B+%3A%7C%3A%26+%7D%3B%3A".into()),
+        ("ssrf to the container host without a scheme in JSON", "POST", "/webhooks".into(), vec![JSON], r#"{"callback":"host.docker.internal:2375/containers/json"}"#.into()),
+        ("a form body typed with a boundary for another parser", "POST", "/login".into(), vec![("content-type", "application/x-www-form-urlencoded;boundary=\"application/json\"")], "user=a".into()),
+        ("a request line smuggled in query", "GET", "/go?next=GET%20http%3A%2F%2Fwww.foo.bar%20HTTP%2F1.1".into(), vec![], String::new()),
+        ("jsfuck in form", "POST", "/comments".into(), vec![FORM], "a=(![]%2B[])[%2B!%2B[]]".into()),
+        ("a java type name for a polymorphic deserialiser in JSON", "POST", "/import".into(), vec![JSON], r#"{"@type":"java.lang.Runtime"}"#.into()),
     ]
 }
 
@@ -138,6 +145,10 @@ async fn harmless_look_alikes_pass() {
         ("POST", "/snippets", vec![JSON], r#"{"lang":"markdown","text":"Use `ls -la` to list files, then `cd ..` to go up.\n\n* item one\n* item two"}"#.into()),
         ("POST", "/orders", vec![FORM], "item=SKU-4711&qty=2&note=Leave+it+at+the+door%2C+please".into()),
         ("POST", "/upload", vec![("content-type", "application/octet-stream")], "<script>binary-looking but not inspected</script>".into()),
+        ("POST", "/directory/search", vec![JSON], r#"{"filter":"(&(objectClass=user)(|(cn=Ann*)(sn=Lee*)))"}"#.into()),
+        ("POST", "/docs", vec![JSON], r#"{"text":"![](https://example.com/a.png) then while (i < n) { i++; }","path":"metadata/v1/items"}"#.into()),
+        ("GET", "/firewall/rules?cidr=10.0.0.0%2F8&repo=kubernetes%2Fkubernetes", vec![], String::new()),
+        ("POST", "/errors", vec![JSON], r#"{"trace":"java.lang.IllegalStateException: closed at com.example.Pool.get(Pool.java:88)"}"#.into()),
     ];
     for (method, path, headers, body) in harmless {
         let (s, _, b) = send(&client, request(&gw, method, path, &headers, &body)).await;

@@ -406,6 +406,30 @@ fn opens_at(c: &str, p: usize) -> bool {
 /// or interactively, a reverse shell's `/dev/tcp/`, netcat told to run a program, a Shellshock
 /// function definition, brace expansion around a command, an `alias` definition, a first word
 /// spelled so that only the shell reads it, a command run by `time` or `strace`.
+/// `:(){ :|:& };:`, `f() { f|f& }; f`: a shell function piping into itself in the background,
+/// doubling until the process table is full. `paren` is the offset of its `()`.
+fn fork_bomb(l: &str, paren: usize) -> bool {
+    let name_start = l[..paren]
+        .rfind(|c: char| c.is_whitespace() || c == ';')
+        .map_or(0, |p| p + 1);
+    let name = &l[name_start..paren];
+    if name.is_empty() || name.len() > 32 {
+        return false;
+    }
+    let Some(open) = l[paren..].find('{') else {
+        return false;
+    };
+    let body_start = paren + open + 1;
+    let Some(close) = l[body_start..].find('}') else {
+        return false;
+    };
+    let body: String = l[body_start..body_start + close]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    body.contains(&format!("{name}|{name}"))
+}
+
 fn standalone(l: &str, u: Option<&str>, place: Place) -> Option<&'static str> {
     let t = l.trim_start();
     let (mut netcat, mut option) = (None, false);
@@ -430,7 +454,13 @@ fn standalone(l: &str, u: Option<&str>, place: Place) -> Option<&'static str> {
             b'/' if l[at..].starts_with("/dev/tcp/") || l[at..].starts_with("/dev/udp/") => {
                 return Some("reverse-shell");
             }
+            b'(' if l[at..].starts_with("(){") && fork_bomb(l, at) => {
+                return Some("fork-bomb");
+            }
             b'(' if l[at..].starts_with("() {") => {
+                if fork_bomb(l, at) {
+                    return Some("fork-bomb");
+                }
                 // `() { :; };` anywhere; a bare `() {` only opening a header or cookie, which
                 // a CGI server turns into an environment variable that bash runs.
                 let shock = l[at + 4..].trim_start().starts_with(":;")
@@ -853,6 +883,23 @@ mod tests {
         let mut out = Vec::new();
         check(&normalize(s, Encoding::Plain), place, &mut out);
         out.iter().any(|h| h.paranoia == 1 && h.score >= 5)
+    }
+
+    #[test]
+    fn fork_bombs() {
+        for s in [
+            ":(){ :|:& };:",
+            "f(){ f|f& };f",
+            "test() { test | test & } test",
+            ".(){ .|.& };.",
+        ] {
+            let at = s.find("()").unwrap();
+            assert!(fork_bomb(s, at), "{s}");
+        }
+        for s in ["f(){ g|f& }", "main() { run | tee log }", "f(){ f"] {
+            let at = s.find("()").unwrap();
+            assert!(!fork_bomb(s, at), "{s}");
+        }
     }
 
     #[test]

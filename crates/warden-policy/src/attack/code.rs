@@ -5,7 +5,7 @@
 //! so prose about "the system" or "eval" passes.
 
 use super::signals::Presence;
-use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR};
+use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR, WARNING};
 
 /// Function names that run commands or code, counted when followed by `(`.
 const CALLS: [&str; 30] = [
@@ -137,6 +137,16 @@ static JAVA_PACKAGES: super::signals::WordSet = super::signals::WordSet::new(&[
     "jdk.jshell",
 ]);
 
+static JAVA_TYPE_ROOTS: super::signals::WordSet =
+    super::signals::WordSet::new(&["java.lang.", "org.omg."]);
+
+/// A value that is a dotted Java type name and nothing else (`java.io.File`, `a.b$Inner`).
+fn java_type_name(l: &str) -> bool {
+    l.trim_end()
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'$'))
+}
+
 fn markers() -> &'static aho_corasick::AhoCorasick {
     static M: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
     M.get_or_init(|| {
@@ -163,6 +173,8 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     if place.is_name()
         && (l.contains("__proto__")
             || l.contains("constructor[prototype]")
+            || l.contains("constructor][prototype]")
+            || l.contains("constructor.prototype")
             || l == "prototype" && place == Place::JsonKey)
     {
         out.push(Hit::new(Detector::Code, "prototype-pollution", CRITICAL, 1));
@@ -187,14 +199,23 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
         // In free text a class name may be a stack trace in a bug report; a value that is
         // nothing but a class name (`java.io.File`, `javax.script.ScriptEngineManager`) is a
         // gadget or reflection target.
-        let bare = at == 0
-            && l.trim_end()
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'$'));
+        let bare = at == 0 && java_type_name(l);
         let score = if place == Place::JsonString && !bare {
             ERROR
         } else {
             CRITICAL
+        };
+        out.push(Hit::new(Detector::Code, "java-class", score, 1));
+        return;
+    }
+    // `java.lang` is in every Java stack trace, so only a value that is nothing but a class name
+    // (`java.lang.Runtime`, `org.omg.CORBA`: what a polymorphic deserialiser is steered with)
+    // is critical; a mention in a longer value is not enough alone.
+    if let Some((_, at)) = JAVA_TYPE_ROOTS.find(l) {
+        let score = if at == 0 && java_type_name(l) {
+            CRITICAL
+        } else {
+            WARNING
         };
         out.push(Hit::new(Detector::Code, "java-class", score, 1));
         return;
@@ -213,7 +234,7 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
         out.push(Hit::new(Detector::Code, "perl-interpolation", CRITICAL, 1));
         return;
     }
-    if l.contains("while(!") || l.contains("while(true)") || l.contains("for(;;)") {
+    if l.contains("while(!") || l.contains("for(;;)") || endless_while(l) {
         // An endless loop handed to a server-side `eval` (Node.js DoS).
         let score = if place == Place::JsonString {
             ERROR
@@ -288,6 +309,51 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     }
 }
 
+/// `while(true);`, `while(Infinity);`, `while(new Date);`, `while((1))`: a loop whose condition
+/// compares nothing, with an empty body or none. A real loop tests something (`while(i<n)`) or
+/// calls something (`while(next())`).
+fn endless_while(l: &str) -> bool {
+    let b = l.as_bytes();
+    let mut from = 0;
+    while let Some(p) = l[from..].find("while(") {
+        let start = from + p;
+        let open = start + 5;
+        from = open + 1;
+        if start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_') {
+            continue;
+        }
+        // The condition: up to the parenthesis that closes `while(`.
+        let mut depth = 0usize;
+        let mut close = None;
+        for (i, &c) in b[open..].iter().enumerate() {
+            match c {
+                b'(' => depth += 1,
+                b')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = Some(open + i);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(close) = close else { continue };
+        let cond = &l[open + 1..close];
+        let constant = !cond.is_empty()
+            && !cond.contains(['<', '>', '=', ','])
+            && !cond.contains("()")
+            && !cond.contains("&&")
+            && !cond.contains("||")
+            && !cond.contains('.');
+        let body = l[close + 1..].trim_start();
+        if constant && (body.is_empty() || body.starts_with([';', ')']) || body.starts_with("{}")) {
+            return true;
+        }
+    }
+    false
+}
+
 /// `$a(1)`, `$__['o'](5)`, `@$_[x](4)`: PHP calling a function whose name is in a variable.
 fn php_variable_call(l: &str) -> bool {
     let b = l.as_bytes();
@@ -339,6 +405,47 @@ mod tests {
         let mut out = Vec::new();
         check(&normalize(s, Encoding::Plain), place, &mut out);
         out.iter().any(|h| h.score >= 5)
+    }
+
+    #[test]
+    fn endless_loops_and_real_ones() {
+        for s in [
+            "while(true);",
+            "while(infinity);",
+            "while(-1);",
+            "while(+1);",
+            "while(new date);",
+            "while(this);",
+            "while((true)))",
+            "x;while(1){}",
+        ] {
+            assert!(endless_while(s), "{s}");
+        }
+        for s in [
+            "while(i<10);",
+            "while(next());",
+            "while(it.hasnext()) { x(); }",
+            "while(queue) { drain(queue); }",
+            "awhile(1);",
+            "while(",
+            "while(a && b);",
+        ] {
+            assert!(!endless_while(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn java_type_names_alone_but_not_in_stack_traces() {
+        assert!(blocked("java.lang.Runtime", Place::JsonString));
+        assert!(blocked("org.omg.CORBA", Place::Query));
+        assert!(blocked("java.lang.String", Place::JsonKey));
+        for s in [
+            "java.lang.NullPointerException: name is null at Foo.bar(Foo.java:12)",
+            "we moved off java.lang.Thread to virtual threads",
+        ] {
+            assert!(!blocked(s, Place::JsonString), "{s}");
+            assert!(!blocked(s, Place::Query), "{s}");
+        }
     }
 
     #[test]

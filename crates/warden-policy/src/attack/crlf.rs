@@ -4,7 +4,45 @@
 
 use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR};
 
+/// A request line inside a value (`GET http://x/ HTTP/1.1`): a second request for a proxy or a
+/// back end that splits on it (request smuggling), or a probe for one. `Some(true)` when it
+/// starts the value or a line of it, as a smuggled request does; `Some(false)` when prose
+/// quotes one mid-sentence.
+fn request_line(l: &str) -> Option<bool> {
+    const METHODS: [&str; 9] = [
+        "get", "post", "put", "delete", "head", "options", "patch", "connect", "trace",
+    ];
+    let is_request = |w: &[&str]| {
+        let version = w[2].strip_prefix("http/");
+        METHODS.contains(&w[0])
+            && version.is_some_and(|v| v.as_bytes().first().is_some_and(u8::is_ascii_digit))
+    };
+    let leading = l.split(['\r', '\n']).any(|line| {
+        let w: Vec<&str> = line.split_ascii_whitespace().take(3).collect();
+        w.len() == 3 && is_request(&w)
+    });
+    if leading {
+        return Some(true);
+    }
+    let words: Vec<&str> = l.split_ascii_whitespace().take(64).collect();
+    words.windows(3).any(is_request).then_some(false)
+}
+
 pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
+    if let Some(leading) = v
+        .lower
+        .contains("http/")
+        .then(|| request_line(&v.lower))
+        .flatten()
+    {
+        let score = if leading && place.is_line_oriented() {
+            CRITICAL
+        } else {
+            ERROR
+        };
+        out.push(Hit::new(Detector::Crlf, "request-line", score, 1));
+        return;
+    }
     if !place.is_line_oriented() {
         return;
     }
@@ -110,6 +148,22 @@ mod tests {
         let mut out = Vec::new();
         check(&normalize(s, Encoding::Form), place, &mut out);
         out.iter().map(|h| h.score).sum()
+    }
+
+    #[test]
+    fn request_lines_inside_values() {
+        assert!(score("GET%20http%3A%2F%2Fwww.foo.bar%20HTTP%2F1.2", Place::Query) >= 5);
+        assert!(score("POST /admin HTTP/1.1", Place::Header) >= 5);
+        assert!(score("x%0d%0aPOST /admin HTTP/1.1", Place::Cookie) >= 5);
+        // In a JSON text (a ticket quoting a request) it counts, but not alone.
+        let quoted = score(
+            "the log says GET /index.html HTTP/1.1 then 404",
+            Place::JsonString,
+        );
+        assert!(quoted > 0 && quoted < 5);
+        assert_eq!(score("we get http/2 for free", Place::Query), 0);
+        let mid = score("the old one sent GET / HTTP/1.1 and waited", Place::Query);
+        assert!(mid > 0 && mid < 5);
     }
 
     #[test]

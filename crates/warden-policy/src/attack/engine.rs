@@ -11,8 +11,8 @@ use crate::pii::FieldPattern;
 
 use super::normalize::{normalize, Encoding, Transforms, MAX_VALUE};
 use super::{
-    cmdi, code, crlf, jndi, nosql, signals, sqli, ssrf, ssti, traversal, xss, xxe, Detector, Hit,
-    Place, ERROR, NOTICE, WARNING,
+    cmdi, code, crlf, jndi, ldap, nosql, signals, sqli, ssrf, ssti, traversal, xss, xxe, Detector,
+    Hit, Place, ERROR, NOTICE, WARNING,
 };
 
 /// Detectors to skip for fields, e.g. `{detectors: [sqli], fields: ["body.query"]}` for an API
@@ -191,6 +191,9 @@ pub fn detect(v: &super::Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     }
     if on(Detector::Crlf) {
         crlf::check(v, place, out);
+    }
+    if on(Detector::Ldap) {
+        ldap::check(v, place, out);
     }
     // Java serialisation is case-sensitive base64 (`rO0AB`): checked on the value as sent.
     if on(Detector::Code) || place.is_name() || v.decoded.starts_with("rO0AB") {
@@ -424,6 +427,15 @@ impl<'s> Inspector<'s> {
         if names_a_file(name) {
             self.upload_name(value, || format!("header.{name}"));
         }
+        if name.eq_ignore_ascii_case("content-type") && confused_content_type(value) {
+            self.rule(
+                Detector::Evasion,
+                "content-type-confusion",
+                super::CRITICAL,
+                1,
+                || "header.content-type".to_string(),
+            );
+        }
     }
 
     /// A hit found outside the detectors (by the shape of the request rather than of one value).
@@ -578,9 +590,24 @@ fn catalog_name(raw: &str) -> bool {
 /// The session cookie names of common web frameworks: a client that puts one in a query string is
 /// fixing someone's session (or the application leaks it into URLs, logs and referers).
 fn session_id_name(name: &str) -> bool {
-    const NAMES: [&str; 12] = [
+    const NAMES: [&str; 28] = [
         "jsessionid",
-        "phpsessid",
+        "phpsess",
+        "_flask_session",
+        "next-auth.session-token",
+        "__host-next-auth.",
+        "__secure-next-auth.",
+        "meteor_login_token",
+        "play_session",
+        "sails.sid",
+        "koa.sess",
+        "koa:sess",
+        "zend_session",
+        "shiny-token",
+        "weblogicsession",
+        "jservsession",
+        "jwsession",
+        "cfsid",
         "asp.net_sessionid",
         "aspsessionid",
         "laravel_session",
@@ -589,13 +616,30 @@ fn session_id_name(name: &str) -> bool {
         "cakephp",
         "_session_id",
         "rack.session",
+        "_rails_session",
         "cfid",
         "cftoken",
     ];
+    // Not Django's `sessionid`: a name that plain is also many APIs' own parameter.
     let n = name.trim();
     NAMES
         .iter()
         .any(|s| n.len() >= s.len() && n.as_bytes()[..s.len()].eq_ignore_ascii_case(s.as_bytes()))
+}
+
+/// A `boundary` on a body that is not multipart (`application/x-www-form-urlencoded;
+/// boundary="application/json"`): it means nothing to a conforming parser, and is there for one
+/// that reads the body by the wrong type, which is how a body slips past a WAF reading it by the
+/// right one.
+fn confused_content_type(value: &str) -> bool {
+    let mut parts = value.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    let multipart = media.len() >= 10 && media.as_bytes()[..10].eq_ignore_ascii_case(b"multipart/");
+    !multipart
+        && parts.any(|p| {
+            let name = p.split('=').next().unwrap_or("").trim();
+            name.eq_ignore_ascii_case("boundary")
+        })
 }
 
 /// Request headers worth inspecting: all but the structured ones that carry no free text, and
@@ -652,6 +696,26 @@ fn location_key(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn boundaries_belong_to_multipart_bodies() {
+        for v in [
+            "application/x-www-form-urlencoded;boundary=\"application/json\"",
+            "application/json; boundary=x",
+            "text/xml;BOUNDARY=abc",
+        ] {
+            assert!(super::confused_content_type(v), "{v}");
+        }
+        for v in [
+            "multipart/form-data; boundary=----x",
+            "Multipart/Related; boundary=a; type=\"application/xop+xml\"",
+            "application/json; charset=utf-8",
+            "application/x-www-form-urlencoded",
+            "",
+        ] {
+            assert!(!super::confused_content_type(v), "{v}");
+        }
+    }
+
     #[test]
     fn header_names_that_name_a_file() {
         for n in [
@@ -811,8 +875,16 @@ mod tests {
             "{r:?}"
         );
         let mut i = Inspector::new(&settings, 1 << 16);
-        i.params("session=7&sessionid_hint=x&jsessionid=", false);
+        i.params(
+            "session=7&sessionid_hint=x&jsessionid=&session_id=cs_1&sessionid=1",
+            false,
+        );
         assert_eq!(i.finish().score, 0, "other names, or no value, pass");
+        for q in ["next-auth.session-token=x", "koa:sess=eyJ1", "PHPSESSION=1"] {
+            let mut i = Inspector::new(&settings, 1 << 16);
+            i.params(q, false);
+            assert!(i.finish().score >= 5, "{q}");
+        }
     }
 
     #[test]

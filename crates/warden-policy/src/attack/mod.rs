@@ -13,6 +13,7 @@ pub mod code;
 pub mod crlf;
 pub mod engine;
 pub mod jndi;
+pub mod ldap;
 pub mod normalize;
 pub mod nosql;
 pub mod signals;
@@ -40,13 +41,15 @@ pub enum Detector {
     Jndi,
     Crlf,
     Code,
+    /// LDAP search filter injection.
+    Ldap,
     /// A session id handed over in the URL (session fixation).
     Session,
     Evasion,
 }
 
 impl Detector {
-    pub const ALL: [Detector; 13] = [
+    pub const ALL: [Detector; 14] = [
         Detector::Sqli,
         Detector::Xss,
         Detector::Nosql,
@@ -58,6 +61,7 @@ impl Detector {
         Detector::Jndi,
         Detector::Crlf,
         Detector::Code,
+        Detector::Ldap,
         Detector::Session,
         Detector::Evasion,
     ];
@@ -75,6 +79,7 @@ impl Detector {
             Detector::Jndi => "jndi",
             Detector::Crlf => "crlf",
             Detector::Code => "code",
+            Detector::Ldap => "ldap",
             Detector::Session => "session-fixation",
             Detector::Evasion => "evasion",
         }

@@ -19,6 +19,31 @@ const METADATA_HOSTS: [&str; 8] = [
     "metadata.platformequinix.com",
 ];
 
+/// The loopback names `/etc/hosts` files and wildcard DNS services give out.
+const LOOPBACK_NAMES: [&str; 11] = [
+    "localhost.localdomain",
+    "localhost4",
+    "localhost6",
+    "localhost4.localdomain4",
+    "localhost6.localdomain6",
+    "ip6-localhost",
+    "ip6-loopback",
+    "ipv6-localhost",
+    "ipv6-loopback",
+    "localtest.me",
+    "lvh.me",
+];
+
+const CONTAINER_HOSTS: [&str; 7] = [
+    "host.docker.internal",
+    "gateway.docker.internal",
+    "kubernetes.docker.internal",
+    "host.containers.internal",
+    "host.minikube.internal",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+];
+
 /// An IPv4 address in the spellings `inet_aton` accepts: dotted with 1 to 4 parts, each decimal,
 /// octal (`0` prefix) or hexadecimal (`0x`).
 pub fn parse_ipv4_loose(host: &str) -> Option<Ipv4Addr> {
@@ -134,8 +159,12 @@ pub fn internal_host(host: &str) -> Option<&'static str> {
         let inner = inner.split('%').next().unwrap_or(inner);
         return inner.parse::<Ipv6Addr>().ok().and_then(internal_v6);
     }
-    if h == "localhost" || h.ends_with(".localhost") || h == "localhost.localdomain" {
+    if h == "localhost" || h.ends_with(".localhost") || LOOPBACK_NAMES.contains(&h) {
         return Some("loopback");
+    }
+    // The names containers and clusters give the host and the control plane.
+    if CONTAINER_HOSTS.contains(&h) || h.ends_with(".svc.cluster.local") {
+        return Some("private");
     }
     if METADATA_HOSTS.contains(&h) {
         return Some("metadata");
@@ -204,8 +233,40 @@ fn url_host(l: &str) -> Option<(&str, &str)> {
     Some((scheme, host))
 }
 
+/// `localhost/admin`, `host.docker.internal:2375/`: an internal host named with a path or a port
+/// but no scheme, for the APIs that put `http://` in front themselves. Only names: an address
+/// followed by `/` is as often a network (`10.0.0.0/8`), and a one-label name (`metadata/v1`)
+/// as often a relative path, unless it is a loopback name.
+fn schemeless(l: &str) -> Option<&'static str> {
+    let end = l.find(['/', ':'])?;
+    let (host, rest) = l.split_at(end);
+    let loopback_label = ["localhost", "ip6-", "ipv6-"]
+        .iter()
+        .any(|p| host.starts_with(p));
+    let named = host.bytes().any(|b| b.is_ascii_alphabetic())
+        && (host.contains('.') || loopback_label)
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    let shaped = rest.starts_with('/') || rest.as_bytes().get(1).is_some_and(u8::is_ascii_digit);
+    if named && shaped {
+        internal_host(host)
+    } else {
+        None
+    }
+}
+
 pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     let l = v.lower.trim();
+    if let Some(kind) = schemeless(l) {
+        let rule = match kind {
+            "metadata" => "cloud-metadata",
+            "loopback" => "loopback",
+            _ => "private-address",
+        };
+        out.push(Hit::new(Detector::Ssrf, rule, CRITICAL, 1));
+        return;
+    }
     if l.len() < 8 || !l.contains(':') {
         return;
     }
@@ -297,6 +358,16 @@ mod tests {
             "http://127.0.0.1.nip.io/",
             "gopher://example.com:25/_HELO",
             "https://0.0.0.0:22",
+            "localhost/admin",
+            "localhost:8080/",
+            "localhost4.localdomain4/",
+            "ip6-loopback/",
+            "host.docker.internal/",
+            "host.docker.internal:2375/containers/json",
+            "kubernetes.default.svc.cluster.local/api/v1/secrets",
+            "http://redis.prod.svc.cluster.local:6379/",
+            "metadata.google.internal/computemetadata/v1/",
+            "lvh.me/",
         ] {
             assert!(blocked(s), "{s}");
         }
@@ -310,6 +381,12 @@ mod tests {
             "http://8.8.8.8/",
             "https://1.2.3.4.example.com/",
             "see http://en.wikipedia.org/wiki/Localhost for details",
+            "metadata/v1/items",
+            "kubernetes/kubernetes",
+            "10.0.0.0/8",
+            "192.168.1.0/24",
+            "docs/localhost.md",
+            "run it on localhost/8 cores",
         ] {
             assert!(!blocked(s), "{s}");
         }

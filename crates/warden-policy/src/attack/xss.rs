@@ -115,9 +115,21 @@ fn dom_access(l: &str) -> bool {
     })
 }
 
+/// JavaScript written with six characters only (`(![]+[])[+[]]`, `+!![]`): a run of `[]()!+` that
+/// coerces an empty array, which no prose, markdown (`![](img.png)`) or ordinary code writes.
+fn jsfuck(l: &str) -> bool {
+    let runs = l.split(|c: char| !matches!(c, '[' | ']' | '(' | ')' | '!' | '+'));
+    runs.filter(|r| r.len() >= 5)
+        .any(|r| r.contains("[]") && r.contains('+') && r.contains('!'))
+}
+
 pub fn check(v: &Normalized<'_>, _place: Place, out: &mut Vec<Hit>) {
     if worth_tokenising(v) && libinjectionrs::detect_xss(v.decoded.as_bytes()).is_injection() {
         out.push(Hit::new(Detector::Xss, "libinjection", CRITICAL, 1));
+        return;
+    }
+    if jsfuck(&v.lower) {
+        out.push(Hit::new(Detector::Xss, "jsfuck", CRITICAL, 1));
         return;
     }
     let squeezed = squeezed(&v.lower);
@@ -167,6 +179,12 @@ pub fn check(v: &Normalized<'_>, _place: Place, out: &mut Vec<Hit>) {
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == ':')
             .collect();
+        let local = tag.rsplit(':').next().unwrap_or("");
+        if tag.contains(':') && matches!(local, "vmlframe" | "script" | "iframe" | "imagedata") {
+            // Old IE's VML frame and namespaced script elements load and run what they point at.
+            out.push(Hit::new(Detector::Xss, "namespaced-tag", CRITICAL, 1));
+            return;
+        }
         if tag.contains(':') && tag.split(':').all(|t| !t.is_empty()) {
             out.push(Hit::new(Detector::Xss, "namespaced-tag", ERROR, 1));
         }
@@ -193,6 +211,20 @@ mod tests {
         let mut out = Vec::new();
         check(&normalize(s, Encoding::Plain), Place::JsonString, &mut out);
         out.iter().any(|h| h.paranoia == 1 && h.score >= 5)
+    }
+
+    #[test]
+    fn jsfuck_but_not_markdown() {
+        for s in [
+            "(![]+[])[+!+[]]",
+            "+!![]",
+            "[][(![]+[])[+[]]+([![]]+[][[]])[+!+[]+[+[]]]]",
+        ] {
+            assert!(jsfuck(s), "{s}");
+        }
+        for s in ["![](img.png)", "see [1]+[2]", "a[] = !b", "x = (a+b)[0]!"] {
+            assert!(!jsfuck(s), "{s}");
+        }
     }
 
     #[test]
