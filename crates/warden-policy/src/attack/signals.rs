@@ -217,6 +217,7 @@ const WORDS: &[(&str, Detector)] = &[
     ("$_", Detector::Code),
     ("$globals", Detector::Code),
     ("java", Detector::Code),
+    ("org.omg", Detector::Code),
     ("runtime", Detector::Code),
     ("processbuilder", Detector::Code),
     ("classloader", Detector::Code),
