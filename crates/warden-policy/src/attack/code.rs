@@ -147,6 +147,66 @@ fn java_type_name(l: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'$'))
 }
 
+/// Java gadget class names and the serialisation stream's magic bytes, as base64 spells them
+/// from each of the three byte offsets they can start at inside a longer blob: a serialised
+/// gadget chain wrapped in something else, or cut so it does not begin with `rO0AB`. Not
+/// `Runtime` or `ProcessBuilder` as Java source writes them: a code-hosting API takes source
+/// files in base64, and those names are in ordinary programs.
+const ENCODED_JAVA: [&[u8]; 17] = [
+    b"\xac\xed\x00\x05",
+    b"java.lang.Runtime",
+    b"processbuilder",
+    b"InvokerTransformer",
+    b"invokertransformer",
+    b"ChainedTransformer",
+    b"InstantiateTransformer",
+    b"instantiatetransformer",
+    b"InstantiateFactory",
+    b"instantiatefactory",
+    b"clonetransformer",
+    b"forclosure",
+    b"whileclosure",
+    b"prototypeclonefactory",
+    b"prototypeserializationfactory",
+    b"TemplatesImpl",
+    b"JdbcRowSetImpl",
+];
+
+/// The base64 characters that depend on `word` alone when it starts `offset` bytes into the
+/// encoded data: the first ones share bits with the bytes before it, the last with those after.
+fn base64_core(word: &[u8], offset: usize) -> String {
+    use base64::Engine;
+    let mut data = vec![0u8; offset];
+    data.extend_from_slice(word);
+    let text = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&data);
+    let first = (8 * offset).div_ceil(6);
+    let last = 8 * (offset + word.len()) / 6;
+    text[first..last].to_string()
+}
+
+fn encoded_java_finder() -> &'static aho_corasick::AhoCorasick {
+    static M: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
+    M.get_or_init(|| {
+        let cores = ENCODED_JAVA
+            .iter()
+            .flat_map(|w| (0..3).map(move |o| base64_core(w, o)));
+        aho_corasick::AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(cores)
+            .expect("static patterns")
+    })
+}
+
+/// Whether a value that could be base64 (`A-Z a-z 0-9 + / = - _`, six characters or more)
+/// carries one of [`ENCODED_JAVA`]. Case-sensitive: base64 is.
+pub fn encoded_java(raw: &str) -> bool {
+    raw.len() >= 6
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
+        && encoded_java_finder().is_match(raw)
+}
+
 fn markers() -> &'static aho_corasick::AhoCorasick {
     static M: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
     M.get_or_init(|| {
@@ -253,6 +313,10 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     let d = v.decoded.as_ref();
     if d.starts_with("rO0AB") || l.starts_with("aced0005") {
         out.push(Hit::new(Detector::Code, "java-serialized", CRITICAL, 1));
+        return;
+    }
+    if encoded_java(d) {
+        out.push(Hit::new(Detector::Code, "java-gadget-base64", CRITICAL, 1));
         return;
     }
     if php_serialized_object(l) {
@@ -405,6 +469,34 @@ mod tests {
         let mut out = Vec::new();
         check(&normalize(s, Encoding::Plain), place, &mut out);
         out.iter().any(|h| h.score >= 5)
+    }
+
+    #[test]
+    fn java_gadgets_in_base64_at_any_offset() {
+        use base64::Engine;
+        let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+        let chain = b"org.apache.commons.collections.functors.InvokerTransformer";
+        for pad in 0..3 {
+            let mut data = vec![b'x'; pad];
+            data.extend_from_slice(chain);
+            assert!(encoded_java(&b64(&data)), "offset {pad}");
+            let mut stream = vec![b'z'; pad + 1];
+            stream.extend_from_slice(b"\xac\xed\x00\x05sr\x00\x11java.util.HashMap");
+            assert!(encoded_java(&b64(&stream)), "magic at offset {}", pad + 1);
+        }
+        assert!(
+            encoded_java("cnVudGltZQ") == false,
+            "plain `runtime` is too common to count"
+        );
+        for s in [
+            "SGVsbG8sIHdvcmxkIQ",
+            "orderId",
+            "eyJhbGciOiJIUzI1NiJ9",
+            &b64(b"the regenerator runtime and a process builder"),
+            &b64(b"Process p = new ProcessBuilder(cmd).start(); Runtime.getRuntime().gc();"),
+        ] {
+            assert!(!encoded_java(s), "{s}");
+        }
     }
 
     #[test]

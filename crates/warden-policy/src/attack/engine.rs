@@ -196,7 +196,11 @@ pub fn detect(v: &super::Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
         ldap::check(v, place, out);
     }
     // Java serialisation is case-sensitive base64 (`rO0AB`): checked on the value as sent.
-    if on(Detector::Code) || place.is_name() || v.decoded.starts_with("rO0AB") {
+    if on(Detector::Code)
+        || place.is_name()
+        || v.decoded.starts_with("rO0AB")
+        || code::encoded_java(&v.decoded)
+    {
         code::check(v, place, out);
     }
     let t = v.transforms;
@@ -308,7 +312,8 @@ impl<'s> Inspector<'s> {
         let bare = raw
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        let serialized = raw.starts_with("rO0AB") || (bare && catalog_name(raw));
+        let serialized =
+            raw.starts_with("rO0AB") || (bare && (catalog_name(raw) || code::encoded_java(raw)));
         if bare && !serialized && !(place.is_name() && pollutes(raw)) {
             return;
         }
