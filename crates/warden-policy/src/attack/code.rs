@@ -485,7 +485,7 @@ mod tests {
             assert!(encoded_java(&b64(&stream)), "magic at offset {}", pad + 1);
         }
         assert!(
-            encoded_java("cnVudGltZQ") == false,
+            !encoded_java("cnVudGltZQ"),
             "plain `runtime` is too common to count"
         );
         for s in [
