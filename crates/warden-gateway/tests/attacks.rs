@@ -69,6 +69,9 @@ fn attacks() -> Vec<Case> {
         ("a form body typed with a boundary for another parser", "POST", "/login".into(), vec![("content-type", "application/x-www-form-urlencoded;boundary=\"application/json\"")], "user=a".into()),
         ("a request line smuggled in query", "GET", "/go?next=GET%20http%3A%2F%2Fwww.foo.bar%20HTTP%2F1.1".into(), vec![], String::new()),
         ("jsfuck in form", "POST", "/comments".into(), vec![FORM], "a=(![]%2B[])[%2B!%2B[]]".into()),
+        ("php calling through a variable in query", "GET", "/q?x=%24%7B%27sys%27.%27tem%27%7D%28%27id%27%29".into(), vec![], String::new()),
+        ("php call with a comment before its parenthesis in query", "GET", "/q?foo=exec%2f%2acomment%2a%2f%28%27id%27%29".into(), vec![], String::new()),
+        ("a php session file uploaded by name", "PUT", "/upload".into(), vec![("x-filename", "sess_d8ew88tqmabdcokhumchy8htqm")], "x".into()),
         ("a java gadget chain in base64 in a cookie", "GET", "/".into(), vec![("cookie", "state=AQJvcmcuYXBhY2hlLmNvbW1vbnMuY29sbGVjdGlvbnMuZnVuY3RvcnMuSW52b2tlclRyYW5zZm9ybWVy")], String::new()),
         ("a java type name for a polymorphic deserialiser in JSON", "POST", "/import".into(), vec![JSON], r#"{"@type":"java.lang.Runtime"}"#.into()),
     ]
@@ -149,6 +152,7 @@ async fn harmless_look_alikes_pass() {
         ("POST", "/directory/search", vec![JSON], r#"{"filter":"(&(objectClass=user)(|(cn=Ann*)(sn=Lee*)))"}"#.into()),
         ("POST", "/docs", vec![JSON], r#"{"text":"![](https://example.com/a.png) then while (i < n) { i++; }","path":"metadata/v1/items"}"#.into()),
         ("GET", "/firewall/rules?cidr=10.0.0.0%2F8&repo=kubernetes%2Fkubernetes", vec![], String::new()),
+        ("GET", "/pay?note=Please%20pay%20%24amount%20(see%20invoice)", vec![], String::new()),
         ("POST", "/lambda", vec![JSON], r#"{"zip":"eyJydW50aW1lIjoibm9kZWpzMjAueCIsImhhbmRsZXIiOiJpbmRleC5oYW5kbGVyIn0="}"#.into()),
         ("POST", "/errors", vec![JSON], r#"{"trace":"java.lang.IllegalStateException: closed at com.example.Pool.get(Pool.java:88)"}"#.into()),
     ];

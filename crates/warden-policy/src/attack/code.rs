@@ -8,7 +8,7 @@ use super::signals::Presence;
 use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR, WARNING};
 
 /// Function names that run commands or code, counted when followed by `(`.
-const CALLS: [&str; 30] = [
+const CALLS: [&str; 60] = [
     "system",
     "exec",
     "passthru",
@@ -39,6 +39,36 @@ const CALLS: [&str; 30] = [
     "subprocess.popen",
     "subprocess.call",
     "execsync",
+    "bzdecompress",
+    "gzdecode",
+    "gzuncompress",
+    "zlib_decode",
+    "convert_uudecode",
+    "fsockopen",
+    "pfsockopen",
+    "stream_socket_client",
+    "curl_init",
+    "curl_exec",
+    "posix_getpwuid",
+    "posix_getegid",
+    "posix_geteuid",
+    "posix_getuid",
+    "posix_setuid",
+    "posix_kill",
+    "get_defined_functions",
+    "get_defined_vars",
+    "get_defined_constants",
+    "assert_options",
+    "ini_set",
+    "putenv",
+    "show_source",
+    "highlight_file",
+    "move_uploaded_file",
+    "parse_ini_file",
+    "register_shutdown_function",
+    "register_tick_function",
+    "unserialize",
+    "var_dump",
 ];
 
 const MARKERS: [(&str, &str); 58] = [
@@ -114,7 +144,9 @@ fn called(l: &str, name: &str) -> Option<bool> {
         let word_start =
             start == 0 || !b[start - 1].is_ascii_alphanumeric() && b[start - 1] != b'_';
         if word_start {
-            if l[end..].starts_with('(') {
+            let rest = &l[end..];
+            let opened = start > 0 && matches!(b[start - 1], b'(' | b'\'' | b'"');
+            if rest.starts_with('(') || opened && expression_call(rest) {
                 return Some(true);
             }
             if l[end..].trim_start().starts_with('(') {
@@ -124,6 +156,59 @@ fn called(l: &str, name: &str) -> Option<bool> {
         from = end;
     }
     spaced
+}
+
+/// What follows a function name in PHP's callable expressions: `'system'('id')`,
+/// `(system)('id')`, `("system")("id")` — the name quoted or parenthesised, then the call
+/// (the caller checks the name opens with a quote or a parenthesis: `(the system)(x)` is prose).
+fn expression_call(rest: &str) -> bool {
+    let r = rest.strip_prefix(['\'', '"']).unwrap_or(rest);
+    let quoted = r.len() < rest.len();
+    let r = r.trim_start();
+    let closed = r.strip_prefix(')').map(str::trim_start);
+    match closed {
+        Some(after) => after.starts_with('('),
+        None => quoted && r.starts_with('('),
+    }
+}
+
+/// Reads past what PHP reads past before a call's `(`: whitespace and comments (`/*x*/`,
+/// `//x⏎`, `#x⏎`). Returns where it stopped and whether the gap was odd: anything but nothing
+/// or one space, which prose writes and an evasion does not.
+fn skip_gap(lower: &str, from: usize) -> (usize, bool) {
+    let b = lower.as_bytes();
+    let mut i = from;
+    loop {
+        match b.get(i) {
+            Some(c) if c.is_ascii_whitespace() || *c == 0x0b => i += 1,
+            Some(b'/') if b.get(i + 1) == Some(&b'*') => match lower[i + 2..].find("*/") {
+                Some(e) => i += 2 + e + 2,
+                None => break,
+            },
+            Some(b'/' | b'#') if b[i] == b'#' || b.get(i + 1) == Some(&b'/') => {
+                match lower[i..].find('\n') {
+                    Some(e) => i += e + 1,
+                    None => break,
+                }
+            }
+            _ => break,
+        }
+    }
+    let odd = i - from > 1 || (i > from && b[from] != b' ');
+    (i, odd)
+}
+
+/// Whether `name` is called in `lower` (the view with comments still in) with an odd gap before
+/// its `(` (see [`skip_gap`]): `exec/*x*/()`, `exec\t(`, `exec #c⏎(`.
+fn odd_gap(lower: &str, name: &str) -> bool {
+    let b = lower.as_bytes();
+    lower.match_indices(name).any(|(start, _)| {
+        if start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_') {
+            return false;
+        }
+        let (at, odd) = skip_gap(lower, start + name.len());
+        odd && b.get(at) == Some(&b'(')
+    })
 }
 
 /// Java packages that only appear in exploit payloads or in code.
@@ -280,7 +365,7 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
         out.push(Hit::new(Detector::Code, "java-class", score, 1));
         return;
     }
-    if php_variable_call(l) {
+    if php_variable_call(&v.lower) {
         let score = if place == Place::JsonString {
             ERROR
         } else {
@@ -353,8 +438,12 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
                     out.push(Hit::new(Detector::Code, "dangerous-call", score, 1));
                     return;
                 }
-                Some(false) if !free_text && l.contains(['$', '\'', '"', ';']) => {
-                    // `eval\r($foo)`, `exec  ('id')`: whitespace between name and call.
+                Some(false)
+                    if !free_text
+                        && (l.contains(['$', '\'', '"', ';']) || odd_gap(&v.lower, f)) =>
+                {
+                    // `eval\r($foo)`, `exec  ('id')`, `exec/**/()`: whitespace or a comment
+                    // between name and call.
                     out.push(Hit::new(
                         Detector::Code,
                         "dangerous-call-spaced",
@@ -365,6 +454,16 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
                 }
                 Some(false) => {
                     out.push(Hit::new(Detector::Code, "dangerous-call-spaced", ERROR, 2));
+                    return;
+                }
+                // `exec #c⏎(`: a line comment the compact view keeps.
+                None if !free_text && odd_gap(&v.lower, f) => {
+                    out.push(Hit::new(
+                        Detector::Code,
+                        "dangerous-call-spaced",
+                        CRITICAL,
+                        1,
+                    ));
                     return;
                 }
                 None => {}
@@ -418,29 +517,64 @@ fn endless_while(l: &str) -> bool {
     false
 }
 
-/// `$a(1)`, `$__['o'](5)`, `@$_[x](4)`: PHP calling a function whose name is in a variable.
-fn php_variable_call(l: &str) -> bool {
-    let b = l.as_bytes();
-    let mut i = 0;
-    while let Some(p) = b[i..].iter().position(|&c| c == b'$') {
-        let mut j = i + p + 1;
-        let start = j;
-        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'$') {
+/// `$a(1)`, `$__[$_[1]](7)`, `${'a'}(11)`, `$OOO0{0}(15)`, `$f /*x*/ (17)`: PHP calling a
+/// function whose name is in a variable or an expression. Read on the view with comments in;
+/// one plain space before the `(` is prose (`pay $amount (see invoice)`), more is a call.
+fn php_variable_call(lower: &str) -> bool {
+    let b = lower.as_bytes();
+    // Past a group opened at `i` (`[`, `{` or `(`), nesting counted; `None` if it never closes.
+    let group_end = |i: usize| {
+        let mut depth = 0usize;
+        for (k, &c) in b[i..].iter().enumerate() {
+            match c {
+                b'[' | b'{' | b'(' => depth += 1,
+                b']' | b'}' | b')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(i + k + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    };
+    for at in memchr::memchr_iter(b'$', b) {
+        let mut j = at + 1;
+        while b.get(j) == Some(&b' ') {
             j += 1;
         }
-        if j > start && !b[start].is_ascii_digit() {
-            // Any number of `[...]` subscripts, then the call.
-            while j < b.len() && b[j] == b'[' {
-                match b[j..].iter().position(|&c| c == b']') {
-                    Some(q) => j += q + 1,
-                    None => return false,
+        match b.get(j) {
+            // `${}()` is no call: PHP wants a name inside.
+            Some(b'{') => match group_end(j) {
+                Some(e) if e > j + 2 => j = e,
+                Some(_) => continue,
+                None => return false,
+            },
+            Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                    j += 1;
                 }
             }
-            if b.get(j) == Some(&b'(') {
-                return true;
+            _ => continue,
+        }
+        // Subscripts, `[...]` or `{...}`, each maybe after a gap.
+        let mut odd = false;
+        loop {
+            let (k, gap_odd) = skip_gap(lower, j);
+            match b.get(k) {
+                Some(b'[' | b'{') => match group_end(k) {
+                    Some(e) if e > k + 2 => {
+                        odd |= gap_odd;
+                        j = e;
+                    }
+                    Some(_) => break,
+                    None => return false,
+                },
+                Some(b'(') if k == j || gap_odd || odd => return true,
+                _ => break,
             }
         }
-        i = i + p + 1;
     }
     false
 }
@@ -496,6 +630,57 @@ mod tests {
             &b64(b"Process p = new ProcessBuilder(cmd).start(); Runtime.getRuntime().gc();"),
         ] {
             assert!(!encoded_java(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn php_calls_through_variables_and_expressions() {
+        for s in [
+            "$__[$_[1]](7)",
+            "${@a}(10)",
+            "${'a'}(11)",
+            "${$s20}['q53b3a6'](13)",
+            "$ooo000000{0}(15)",
+            "$ooo0000o0  (16)",
+            "$_ab_4c[5]['d'] /*lol*/ (17)",
+            "$function\r\n (23)",
+            "$____[_]{_}[@_](25)",
+            "$ {@_.__}(31);",
+            "${$foo->bar}(200)",
+            "$a/*c*/()",
+            "$a //x\n()",
+        ] {
+            assert!(php_variable_call(s), "{s}");
+        }
+        for s in [
+            "pay $amount (see invoice)",
+            "costs $5 (five dollars)",
+            "$x",
+            "a $ (b)",
+            "${unclosed(1)",
+            "${}()",
+            "$a{}()",
+        ] {
+            assert!(!php_variable_call(s), "{s}");
+        }
+        for (s, p) in [
+            ("(system)('whoami')", Place::Form),
+            ("('system')('whoami')", Place::Form),
+            ("return\"system\"(xyz).s", Place::Query),
+            ("exec/*comment*/()", Place::Query),
+            ("exec\t(blah)", Place::Query),
+            ("exec #c\n (blah)", Place::Query),
+            ("fsockopen('foo', 25)", Place::Query),
+        ] {
+            assert!(blocked(s, p), "{s}");
+        }
+        for s in [
+            "exec (see below)",
+            "(the system)",
+            "the file system (ext4)",
+            "(the operating system)(linux)",
+        ] {
+            assert!(!blocked(s, Place::Query), "{s}");
         }
     }
 

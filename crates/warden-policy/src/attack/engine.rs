@@ -484,6 +484,24 @@ impl<'s> Inspector<'s> {
                 1,
                 location,
             );
+            return;
+        }
+        // `sess_<id>`: PHP's session file name. Uploaded under it, a file becomes someone's
+        // session (or, with a serialised object inside, code).
+        let base = v.rsplit(['/', '\\']).next().unwrap_or("");
+        if base.strip_prefix("sess_").is_some_and(|id| {
+            id.len() >= 8
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b',' | b'-'))
+        }) {
+            self.rule(
+                Detector::Code,
+                "php-session-upload",
+                super::CRITICAL,
+                1,
+                location,
+            );
         }
     }
 
