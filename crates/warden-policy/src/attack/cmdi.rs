@@ -117,7 +117,23 @@ fn rare(word: &str) -> bool {
             | "su"
             | "socat"
             | "msfconsole"
-    )
+            | "lastlog"
+            | "lastlogin"
+            | "rmt"
+            | "cscli"
+            | "visudo"
+            | "pipx"
+            | "ssh-copy-id"
+            | "lwp-download"
+            | "aa-exec"
+            | "aa-disable"
+    ) || {
+        // Families of tools named by their first part: `ansible-playbook`, `chef-client`,
+        // `rmt-tar`.
+        let family = word.split('-').next().unwrap_or(word);
+        word.len() > family.len() && matches!(family, "ansible" | "chef" | "rmt")
+            || word == "ansible"
+    }
 }
 
 /// A rare command, also with a version number glued on (`python3.10`, `gcc7.4`).
@@ -171,6 +187,7 @@ fn wordlike(word: &str) -> bool {
     matches!(
         word,
         "cat"
+            | "cd"
             | "ls"
             | "id"
             | "sleep"
@@ -883,6 +900,27 @@ mod tests {
         let mut out = Vec::new();
         check(&normalize(s, Encoding::Plain), place, &mut out);
         out.iter().any(|h| h.paranoia == 1 && h.score >= 5)
+    }
+
+    #[test]
+    fn tools_chained_after_a_separator() {
+        for s in [
+            "x;lastlog -u root",
+            "time; ansible all -m ping",
+            "a|ansible-playbook site.yml",
+            "x; chef-client -t 1.1.1.1",
+            "x;cd /etc;ls",
+            "x;rmt-tar",
+        ] {
+            assert!(blocked(s, Place::Query), "{s}");
+        }
+        for s in [
+            "Tom & Jerry; cd collection",
+            "chef; cooking for two",
+            "see the ansible docs; knife skills",
+        ] {
+            assert!(!blocked(s, Place::Query), "{s}");
+        }
     }
 
     #[test]
