@@ -130,9 +130,9 @@ fn rare(word: &str) -> bool {
     ) || {
         // Families of tools named by their first part: `ansible-playbook`, `chef-client`,
         // `rmt-tar`.
-        let family = word.split('-').next().unwrap_or(word);
-        word.len() > family.len() && matches!(family, "ansible" | "chef" | "rmt")
-            || word == "ansible"
+        word.starts_with("ansible") && matches!(word.as_bytes().get(7), None | Some(b'-'))
+            || word.starts_with("chef-")
+            || word.starts_with("rmt-")
     }
 }
 

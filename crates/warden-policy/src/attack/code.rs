@@ -222,9 +222,6 @@ static JAVA_PACKAGES: super::signals::WordSet = super::signals::WordSet::new(&[
     "jdk.jshell",
 ]);
 
-static JAVA_TYPE_ROOTS: super::signals::WordSet =
-    super::signals::WordSet::new(&["java.lang.", "org.omg."]);
-
 /// A value that is a dotted Java type name and nothing else (`java.io.File`, `a.b$Inner`).
 fn java_type_name(l: &str) -> bool {
     l.trim_end()
@@ -238,7 +235,9 @@ fn java_type_name(l: &str) -> bool {
 /// `Runtime` or `ProcessBuilder` as Java source writes them: a code-hosting API takes source
 /// files in base64, and those names are in ordinary programs.
 const ENCODED_JAVA: [&[u8]; 17] = [
-    b"\xac\xed\x00\x05",
+    // The stream's magic and version, then TC_OBJECT: the 4 bytes alone encode to as few as 4
+    // characters, which a large random blob (an image) holds by chance.
+    b"\xac\xed\x00\x05s",
     b"java.lang.Runtime",
     b"processbuilder",
     b"InvokerTransformer",
@@ -269,27 +268,38 @@ fn base64_core(word: &[u8], offset: usize) -> String {
     text[first..last].to_string()
 }
 
-fn encoded_java_finder() -> &'static aho_corasick::AhoCorasick {
-    static M: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
-    M.get_or_init(|| {
-        let cores = ENCODED_JAVA
-            .iter()
-            .flat_map(|w| (0..3).map(move |o| base64_core(w, o)));
-        aho_corasick::AhoCorasick::builder()
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .build(cores)
-            .expect("static patterns")
-    })
+/// Whether a value that could be base64 (`A-Z a-z 0-9 + / = - _`, six characters or more)
+/// carries one of [`ENCODED_JAVA`]. Case-sensitive: base64 is. Asked of every bare name and
+/// identifier, hence a hand-walked DFA rather than a searcher (see [`Presence`]).
+pub fn encoded_java(raw: &str) -> bool {
+    if raw.len() < 6 {
+        return false;
+    }
+    // Every pattern holds a capital letter: names and ids in lower case (most of a JSON
+    // document's keys) end here without walking the automaton.
+    let mut upper = false;
+    for b in raw.bytes() {
+        if !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')) {
+            return false;
+        }
+        upper |= b.is_ascii_uppercase();
+    }
+    upper && encoded_java_walk(raw)
 }
 
-/// Whether a value that could be base64 (`A-Z a-z 0-9 + / = - _`, six characters or more)
-/// carries one of [`ENCODED_JAVA`]. Case-sensitive: base64 is.
-pub fn encoded_java(raw: &str) -> bool {
+/// The automaton of [`encoded_java`] alone, for a caller that has read the value's characters
+/// already (every pattern holds a capital letter: a value without one need not be walked).
+pub fn encoded_java_walk(raw: &str) -> bool {
+    static ENCODED: Presence = Presence::new();
     raw.len() >= 6
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
-        && encoded_java_finder().is_match(raw)
+        && ENCODED.any(
+            || {
+                ENCODED_JAVA
+                    .iter()
+                    .flat_map(|w| (0..3).map(move |o| base64_core(w, o)))
+            },
+            raw,
+        )
 }
 
 fn markers() -> &'static aho_corasick::AhoCorasick {
@@ -356,7 +366,9 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     // `java.lang` is in every Java stack trace, so only a value that is nothing but a class name
     // (`java.lang.Runtime`, `org.omg.CORBA`: what a polymorphic deserialiser is steered with)
     // is critical; a mention in a longer value is not enough alone.
-    if let Some((_, at)) = JAVA_TYPE_ROOTS.find(l) {
+    let lb = l.as_bytes();
+    let rooted = |root: &[u8]| memchr::memmem::find(lb, root);
+    if let Some(at) = rooted(b"java.lang.").or_else(|| rooted(b"org.omg.")) {
         let score = if at == 0 && java_type_name(l) {
             CRITICAL
         } else {
@@ -477,8 +489,10 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
 /// calls something (`while(next())`).
 fn endless_while(l: &str) -> bool {
     let b = l.as_bytes();
+    static WHILE: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    let finder = WHILE.get_or_init(|| memchr::memmem::Finder::new(b"while("));
     let mut from = 0;
-    while let Some(p) = l[from..].find("while(") {
+    while let Some(p) = finder.find(&b[from..]) {
         let start = from + p;
         let open = start + 5;
         from = open + 1;
@@ -606,6 +620,18 @@ mod tests {
     }
 
     #[test]
+    fn every_encoded_pattern_holds_a_capital() {
+        // `encoded_java` skips values without one.
+        for w in ENCODED_JAVA {
+            for o in 0..3 {
+                let core = base64_core(w, o);
+                assert!(core.len() >= 6, "{core}");
+                assert!(core.bytes().any(|b| b.is_ascii_uppercase()), "{core}");
+            }
+        }
+    }
+
+    #[test]
     fn java_gadgets_in_base64_at_any_offset() {
         use base64::Engine;
         let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
@@ -616,6 +642,14 @@ mod tests {
             assert!(encoded_java(&b64(&data)), "offset {pad}");
             let mut stream = vec![b'z'; pad + 1];
             stream.extend_from_slice(b"\xac\xed\x00\x05sr\x00\x11java.util.HashMap");
+            // The magic alone is too short a pattern to trust inside a large blob.
+            let mut short = vec![b'z'; pad + 1];
+            short.extend_from_slice(b"\xac\xed\x00\x05");
+            assert!(
+                !encoded_java(&b64(&short)),
+                "bare magic at offset {}",
+                pad + 1
+            );
             assert!(encoded_java(&b64(&stream)), "magic at offset {}", pad + 1);
         }
         assert!(

@@ -164,8 +164,8 @@ pub fn detect(v: &super::Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     // Entities and escapes can spell markup that no byte of the raw value gives away.
     let hidden = v.transforms.contains(Transforms::HTML_ENTITIES)
         || v.transforms.contains(Transforms::JS_ESCAPES);
-    if on(Detector::Xss) || hidden {
-        xss::check(v, place, out);
+    if on(Detector::Xss) || hidden || m & signals::CUE_JSFUCK != 0 {
+        xss::check_cued(v, place, Some(m), out);
     }
     if on(Detector::Nosql) {
         nosql::check(v, place, out);
@@ -309,11 +309,17 @@ impl<'s> Inspector<'s> {
     ) {
         // A bare word (`orderId`, `SKU-4711`, `en-US`) can carry no attack: no detector has a
         // trigger made only of letters, digits, `_` and `-`, bar prototype pollution in names.
-        let bare = raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        let serialized =
-            raw.starts_with("rO0AB") || (bare && (catalog_name(raw) || code::encoded_java(raw)));
+        // Whether it has a capital letter is read in the same pass, for the base64 test below.
+        let (mut bare, mut upper) = (true, false);
+        for b in raw.bytes() {
+            if !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                bare = false;
+                break;
+            }
+            upper |= b.is_ascii_uppercase();
+        }
+        let serialized = raw.starts_with("rO0AB")
+            || (bare && (catalog_name(raw) || upper && code::encoded_java_walk(raw)));
         if bare && !serialized && !(place.is_name() && pollutes(raw)) {
             return;
         }

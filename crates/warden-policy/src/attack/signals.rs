@@ -22,12 +22,14 @@ fn bit(d: Detector) -> u32 {
 pub const CUE_SQL_PROBE: u32 = 1 << 16;
 pub const CUE_SQL_KEYWORD: u32 = 1 << 17;
 pub const CUE_POWERSHELL: u32 = 1 << 18;
+pub const CUE_JSFUCK: u32 = 1 << 19;
 
-fn cue_sets() -> [(&'static WordSet, u32); 3] {
+fn cue_sets() -> [(&'static WordSet, u32); 4] {
     [
         (&super::sqli::PROBES, CUE_SQL_PROBE),
         (&super::sqli::KEYWORDS, CUE_SQL_KEYWORD),
         (&super::cmdi::POWERSHELL, CUE_POWERSHELL),
+        (&super::xss::JSFUCK_WORDS, CUE_JSFUCK),
     ]
 }
 
@@ -270,8 +272,6 @@ const WORDS: &[(&str, Detector)] = &[
     ("unbuffer", Detector::Cmdi),
     ("chroot", Detector::Cmdi),
     ("http/", Detector::Crlf),
-    ("![]", Detector::Xss),
-    ("+[]", Detector::Xss),
     (")(", Detector::Ldap),
     (") (", Detector::Ldap),
     (")\t(", Detector::Ldap),

@@ -238,7 +238,7 @@ fn url_host(l: &str) -> Option<(&str, &str)> {
 /// followed by `/` is as often a network (`10.0.0.0/8`), and a one-label name (`metadata/v1`)
 /// as often a relative path, unless it is a loopback name.
 fn schemeless(l: &str) -> Option<&'static str> {
-    let end = l.find(['/', ':'])?;
+    let end = memchr::memchr2(b'/', b':', l.as_bytes())?;
     let (host, rest) = l.split_at(end);
     let loopback_label = ["localhost", "ip6-", "ipv6-"]
         .iter()

@@ -123,12 +123,25 @@ fn jsfuck(l: &str) -> bool {
         .any(|r| r.contains("[]") && r.contains('+') && r.contains('!'))
 }
 
-pub fn check(v: &Normalized<'_>, _place: Place, out: &mut Vec<Hit>) {
+/// The words that can start JSFuck (`![]`, `+[]`): a cue bit of the trigger walk.
+pub(crate) static JSFUCK_WORDS: super::signals::WordSet =
+    super::signals::WordSet::new(&["![]", "+[]"]);
+
+pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
+    check_cued(v, place, None, out);
+}
+
+/// [`check`], given the trigger walk's mask (read from the lower-case view, as JSFuck is).
+pub fn check_cued(v: &Normalized<'_>, _place: Place, cues: Option<u32>, out: &mut Vec<Hit>) {
     if worth_tokenising(v) && libinjectionrs::detect_xss(v.decoded.as_bytes()).is_injection() {
         out.push(Hit::new(Detector::Xss, "libinjection", CRITICAL, 1));
         return;
     }
-    if jsfuck(&v.lower) {
+    let jsfuck_cue = match cues {
+        Some(m) => m & super::signals::CUE_JSFUCK != 0,
+        None => JSFUCK_WORDS.found_in(&v.lower),
+    };
+    if jsfuck_cue && jsfuck(&v.lower) {
         out.push(Hit::new(Detector::Xss, "jsfuck", CRITICAL, 1));
         return;
     }
