@@ -27,14 +27,25 @@ static RUNTIME: WordSet = WordSet::new(&[
 ]);
 
 /// Template delimiters: (open, close).
-const DELIMS: [(&str, &str); 6] = [
+const DELIMS: [(&str, &str); 7] = [
     ("{{", "}}"),
     ("${", "}"),
     ("#{", "}"),
     ("<%=", "%>"),
+    ("<%", "%>"),
     ("{%", "%}"),
     ("*{", "}"),
 ];
+
+/// A template statement (`{% if True %}`, `<% for x in y %>`): control flow that only a template
+/// engine reads.
+fn statement(open: &str, expr: &str) -> bool {
+    let e = expr.trim_start_matches('=').trim_start();
+    matches!(open, "{%" | "<%")
+        && ["if ", "for ", "set ", "macro ", "block ", "with "]
+            .iter()
+            .any(|w| e.starts_with(w))
+}
 
 /// Whether an expression computes something (as opposed to naming a variable).
 fn evaluates(expr: &str) -> bool {
@@ -49,7 +60,14 @@ fn evaluates(expr: &str) -> bool {
     arithmetic || e.contains('(') || e.contains('[') || e.contains('|') && e.contains("attr")
 }
 
-pub fn check(v: &Normalized<'_>, _place: Place, out: &mut Vec<Hit>) {
+pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
+    // In JSON text or a body a template may be the content (an e-mail template with a total);
+    // in a query, form, cookie, header or path, an expression is a probe for an engine.
+    let score = if matches!(place, Place::JsonString | Place::Body) {
+        ERROR
+    } else {
+        CRITICAL
+    };
     let c = v.compact();
     if !c.bytes().any(|b| matches!(b, b'{' | b'%' | b'_' | b'(')) {
         return;
@@ -73,8 +91,12 @@ pub fn check(v: &Normalized<'_>, _place: Place, out: &mut Vec<Hit>) {
                 return;
             }
             if !expr.starts_with("jndi") && evaluates(expr) {
-                out.push(Hit::new(Detector::Ssti, "expression", ERROR, 1));
+                out.push(Hit::new(Detector::Ssti, "expression", score, 1));
                 out.push(Hit::new(Detector::Ssti, "expression-pl2", 1, 2));
+                return;
+            }
+            if statement(open, expr) {
+                out.push(Hit::new(Detector::Ssti, "statement", score, 1));
                 return;
             }
             from = start + end;
@@ -94,6 +116,30 @@ mod tests {
             .filter(|h| h.paranoia <= pl)
             .map(|h| h.score)
             .sum()
+    }
+
+    #[test]
+    fn probes_outside_free_text_are_critical() {
+        let at = |s: &str, place| {
+            let mut out = Vec::new();
+            check(&normalize(s, Encoding::Plain), place, &mut out);
+            out.iter()
+                .filter(|h| h.paranoia == 1)
+                .map(|h| h.score)
+                .sum::<u8>()
+        };
+        for s in [
+            "{{7*7}}",
+            "<%= 7*7 %>",
+            "#{7*7}",
+            "{% if true %}49{% endif %}",
+            "<% if true %>49<% endif %>",
+        ] {
+            assert!(at(s, Place::Query) >= 5, "{s}");
+            assert!(at(s, Place::JsonString) < 5, "{s}");
+        }
+        assert_eq!(at("Hello {{name}}", Place::Query), 0);
+        assert_eq!(at("50% off <%name%>", Place::Query), 0);
     }
 
     #[test]
