@@ -69,6 +69,7 @@ fn attacks() -> Vec<Case> {
         ("a form body typed with a boundary for another parser", "POST", "/login".into(), vec![("content-type", "application/x-www-form-urlencoded;boundary=\"application/json\"")], "user=a".into()),
         ("a request line smuggled in query", "GET", "/go?next=GET%20http%3A%2F%2Fwww.foo.bar%20HTTP%2F1.1".into(), vec![], String::new()),
         ("jsfuck in form", "POST", "/comments".into(), vec![FORM], "a=(![]%2B[])[%2B!%2B[]]".into()),
+        ("script reaching a global by bracket, comments between, in query", "GET", "/s?a=self%5B%2F%2Afoo%2A%2F%22alert%22%5D%28self%5B%22document%22%2F%2Abar%2A%2F%5D%5B%22cookie%22%5D%29".into(), vec![], String::new()),
         ("a template engine probe in query", "GET", "/greet?name=%7B%7B7*7%7D%7D".into(), vec![], String::new()),
         ("php calling through a variable in query", "GET", "/q?x=%24%7B%27sys%27.%27tem%27%7D%28%27id%27%29".into(), vec![], String::new()),
         ("php call with a comment before its parenthesis in query", "GET", "/q?foo=exec%2f%2acomment%2a%2f%28%27id%27%29".into(), vec![], String::new()),

@@ -97,6 +97,60 @@ fn squeezed(lower: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Script written to run where it lands: a dialog or timer sink called (`alert()`,
+/// `setTimeout(name,1)`), a global reached by bracket (`self["alert"]`, `(document)["cookie"]`),
+/// or a function run by a tagged template (`[].sort.call\`${alert}\``). Read on the compact
+/// view with spaces taken out, so comments and spacing between the parts do not hide them.
+fn script_shape(c: &str) -> Option<&'static str> {
+    const SINKS: [&str; 7] = [
+        "alert(",
+        "prompt(",
+        "confirm(",
+        "settimeout(",
+        "setinterval(",
+        "atob(",
+        "btoa(",
+    ];
+    const GLOBALS: [&str; 7] = [
+        "window",
+        "self",
+        "document",
+        "top",
+        "parent",
+        "globalthis",
+        "frames",
+    ];
+    let b = c.as_bytes();
+    let word_start =
+        |at: usize| at == 0 || !(b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_');
+    for p in memchr::memchr_iter(b'(', b) {
+        let before = &c[..=p];
+        if let Some(sink) = SINKS.iter().find(|s| before.ends_with(*s)) {
+            if word_start(p + 1 - sink.len()) {
+                return Some("script-sink-call");
+            }
+        }
+    }
+    for p in memchr::memchr_iter(b'[', b) {
+        let quoted = matches!(b.get(p + 1), Some(b'"' | b'\'' | b'`'));
+        let before = c[..p].strip_suffix(')').unwrap_or(&c[..p]);
+        if quoted
+            && GLOBALS
+                .iter()
+                .any(|g| before.ends_with(g) && word_start(before.len() - g.len()))
+        {
+            return Some("global-by-bracket");
+        }
+    }
+    for p in memchr::memchr_iter(b'`', b) {
+        let before = &c[..p];
+        if before.ends_with(".call") || before.ends_with(".apply") {
+            return Some("tagged-template-call");
+        }
+    }
+    None
+}
+
 /// `document.cookie`, `window.location`, `.innerhtml` and the like, found from each `.`.
 fn dom_access(l: &str) -> bool {
     const DOCUMENT: [&str; 6] = [
@@ -132,7 +186,7 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
 }
 
 /// [`check`], given the trigger walk's mask (read from the lower-case view, as JSFuck is).
-pub fn check_cued(v: &Normalized<'_>, _place: Place, cues: Option<u32>, out: &mut Vec<Hit>) {
+pub fn check_cued(v: &Normalized<'_>, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) {
     if worth_tokenising(v) && libinjectionrs::detect_xss(v.decoded.as_bytes()).is_injection() {
         out.push(Hit::new(Detector::Xss, "libinjection", CRITICAL, 1));
         return;
@@ -202,6 +256,15 @@ pub fn check_cued(v: &Normalized<'_>, _place: Place, cues: Option<u32>, out: &mu
             out.push(Hit::new(Detector::Xss, "namespaced-tag", ERROR, 1));
         }
     }
+    if let Some(rule) = script_shape(&self::squeezed(v.compact())) {
+        let score = if matches!(place, Place::JsonString | Place::Body) {
+            ERROR
+        } else {
+            CRITICAL
+        };
+        out.push(Hit::new(Detector::Xss, rule, score, 1));
+        return;
+    }
     // Script reaching into the page: only in code-like text.
     if dom_access(l) {
         out.push(Hit::new(Detector::Xss, "dom-access", ERROR, 1));
@@ -224,6 +287,35 @@ mod tests {
         let mut out = Vec::new();
         check(&normalize(s, Encoding::Plain), Place::JsonString, &mut out);
         out.iter().any(|h| h.paranoia == 1 && h.score >= 5)
+    }
+
+    #[test]
+    fn script_shapes() {
+        for (s, rule) in [
+            ("alert()", "script-sink-call"),
+            ("x\";settimeout(name, 1)//", "script-sink-call"),
+            (
+                "self[/*foo*/\"alert\"](self[\"document\"/*bar*/][\"cookie\"])",
+                "global-by-bracket",
+            ),
+            ("(document /*foo*/)[\"cookie\"]", "global-by-bracket"),
+            (
+                "[ ] . sort . call ` ${ alert } 1337 `",
+                "tagged-template-call",
+            ),
+        ] {
+            let v = normalize(s, Encoding::Plain);
+            assert_eq!(script_shape(&squeezed(v.compact())), Some(rule), "{s}");
+        }
+        for s in [
+            "please confirm (by email) your alert preferences",
+            "set a timer with settimeouts",
+            "the window [see fig. 2]",
+            "myalert(1)",
+        ] {
+            let v = normalize(s, Encoding::Plain);
+            assert_eq!(script_shape(&squeezed(v.compact())), None, "{s}");
+        }
     }
 
     #[test]
