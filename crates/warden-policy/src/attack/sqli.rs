@@ -197,6 +197,15 @@ pub(crate) static PROBES: WordSet = WordSet::new(&[
     "utl_inaddr.",
     "dbms_xmlgen",
     "ctxsys.drithsx",
+    "lo_import(",
+    "lo_export(",
+    "lo_get(",
+    "procedure analyse",
+    "name_const(",
+    "declare @",
+    "exec master.",
+    "exec(@",
+    "exec (@",
 ]);
 
 /// PostgreSQL casts to the types injections cast to (`password::int` makes the error message
