@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use warden_policy::attack::normalize::{normalize, Encoding};
 use warden_policy::attack::{
-    cmdi, code, crlf, jndi, nosql, sqli, ssrf, ssti, traversal, xss, xxe, Inspector, Place,
+    cmdi, code, crlf, jndi, ldap, nosql, sqli, ssrf, ssti, traversal, xss, xxe, Inspector, Place,
     Settings,
 };
 
@@ -39,7 +39,10 @@ fuzz_target!(|input: (&str, u16)| {
         jndi::check(&v, place, &mut out);
         crlf::check(&v, place, &mut out);
         code::check(&v, place, &mut out);
+        ldap::check(&v, place, &mut out);
     }
+    // The base64 test reads the value as sent.
+    let _ = code::encoded_java(s);
     assert!(out.iter().all(|h| (1..=4).contains(&h.paranoia)));
     let settings = Settings { paranoia: 4, ..Settings::default() };
     let budget = usize::from(budget);

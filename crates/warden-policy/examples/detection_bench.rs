@@ -657,6 +657,13 @@ fn linearity(settings: &Settings) {
         "http://127.0.0.1/",
         "--",
         "/*",
+        "exec/*",
+        "$a[",
+        "while(",
+        ":(){ ",
+        "a)(",
+        "self[\"",
+        "cnVudGltZQ",
         "a",
         "é",
     ] {

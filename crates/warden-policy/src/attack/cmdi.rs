@@ -426,18 +426,27 @@ fn opens_at(c: &str, p: usize) -> bool {
 /// `:(){ :|:& };:`, `f() { f|f& }; f`: a shell function piping into itself in the background,
 /// doubling until the process table is full. `paren` is the offset of its `()`.
 fn fork_bomb(l: &str, paren: usize) -> bool {
-    let name_start = l[..paren]
-        .rfind(|c: char| c.is_whitespace() || c == ';')
-        .map_or(0, |p| p + 1);
-    let name = &l[name_start..paren];
+    // Each read is bounded (a name of 32 bytes, `{` within 4, a body of 256): a value of many
+    // `(){` is read once over, not from each to its end.
+    let b = l.as_bytes();
+    let name_start = b[paren.saturating_sub(33)..paren]
+        .iter()
+        .rposition(|c| c.is_ascii_whitespace() || *c == b';')
+        .map_or(paren.saturating_sub(33), |p| {
+            paren.saturating_sub(33) + p + 1
+        });
+    let name = &b[name_start..paren];
     if name.is_empty() || name.len() > 32 {
         return false;
     }
-    let Some(open) = l[paren..].find('{') else {
+    let Some(open) = memchr::memchr(b'{', &b[paren..b.len().min(paren + 6)]) else {
         return false;
     };
     let body_start = paren + open + 1;
-    let Some(close) = l[body_start..].find('}') else {
+    let Some(close) = memchr::memchr(b'}', &b[body_start..b.len().min(body_start + 256)]) else {
+        return false;
+    };
+    let Ok(name) = std::str::from_utf8(name) else {
         return false;
     };
     let body: String = l[body_start..body_start + close]

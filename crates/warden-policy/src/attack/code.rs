@@ -172,6 +172,11 @@ fn expression_call(rest: &str) -> bool {
     }
 }
 
+/// How far the code checks read for the end of a group, a comment or a loop condition: an
+/// attack's are short, and reading each from every opener to the value's end would make a
+/// value of openers quadratic.
+const REACH: usize = 512;
+
 /// Reads past what PHP reads past before a call's `(`: whitespace and comments (`/*x*/`,
 /// `//x⏎`, `#x⏎`). Returns where it stopped and whether the gap was odd: anything but nothing
 /// or one space, which prose writes and an evasion does not.
@@ -181,12 +186,15 @@ fn skip_gap(lower: &str, from: usize) -> (usize, bool) {
     loop {
         match b.get(i) {
             Some(c) if c.is_ascii_whitespace() || *c == 0x0b => i += 1,
-            Some(b'/') if b.get(i + 1) == Some(&b'*') => match lower[i + 2..].find("*/") {
-                Some(e) => i += 2 + e + 2,
-                None => break,
-            },
+            Some(b'/') if b.get(i + 1) == Some(&b'*') => {
+                let reach = &b[i + 2..b.len().min(i + 2 + REACH)];
+                match memchr::memmem::find(reach, b"*/") {
+                    Some(e) => i += 2 + e + 2,
+                    None => break,
+                }
+            }
             Some(b'/' | b'#') if b[i] == b'#' || b.get(i + 1) == Some(&b'/') => {
-                match lower[i..].find('\n') {
+                match memchr::memchr(b'\n', &b[i..b.len().min(i + REACH)]) {
                     Some(e) => i += e + 1,
                     None => break,
                 }
@@ -499,10 +507,11 @@ fn endless_while(l: &str) -> bool {
         if start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_') {
             continue;
         }
-        // The condition: up to the parenthesis that closes `while(`.
+        // The condition: up to the parenthesis that closes `while(`, within a short reach (a
+        // value of nested `while(` read to its end from each would take quadratic time).
         let mut depth = 0usize;
         let mut close = None;
-        for (i, &c) in b[open..].iter().enumerate() {
+        for (i, &c) in b[open..b.len().min(open + REACH)].iter().enumerate() {
             match c {
                 b'(' => depth += 1,
                 b')' => {
@@ -539,7 +548,7 @@ fn php_variable_call(lower: &str) -> bool {
     // Past a group opened at `i` (`[`, `{` or `(`), nesting counted; `None` if it never closes.
     let group_end = |i: usize| {
         let mut depth = 0usize;
-        for (k, &c) in b[i..].iter().enumerate() {
+        for (k, &c) in b[i..b.len().min(i + REACH)].iter().enumerate() {
             match c {
                 b'[' | b'{' | b'(' => depth += 1,
                 b']' | b'}' | b')' => {
