@@ -118,6 +118,28 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// A value whose every `)` closes a `(` it opened (a whole filter) never breaks out,
+        /// whatever else it holds; the same value after `x)` always does when a filter follows.
+        #[test]
+        fn only_an_unopened_parenthesis_breaks_out(s in "[a-z=()|&!* ]{0,60}") {
+            let mut depth = 0i32;
+            let balanced = s.bytes().all(|c| {
+                match c {
+                    b'(' => depth += 1,
+                    b')' => depth -= 1,
+                    _ => {}
+                }
+                depth >= 0
+            });
+            if balanced {
+                proptest::prop_assert_eq!(breakout(&s), None, "{:?}", s);
+            }
+            let closed = format!("x)(uid={s}");
+            proptest::prop_assert!(breakout(&closed).is_some(), "{:?}", closed);
+        }
+    }
+
     #[test]
     fn prose_and_code_pass() {
         for s in [
