@@ -499,6 +499,7 @@ impl<'t> TextWalk<'t, '_> {
     }
 
     /// Skips a string; returns its raw contents (escapes still in) and whether it had any.
+    #[inline(always)]
     fn string(&mut self) -> Result<(usize, usize, bool), NotJson> {
         self.expect(b'"')?;
         let b = self.b;

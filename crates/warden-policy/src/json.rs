@@ -390,6 +390,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string starting at the opening quote; returns its decoded content.
+    #[inline(always)]
     fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.i += 1;
         let start = self.i;
