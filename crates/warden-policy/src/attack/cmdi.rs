@@ -760,7 +760,7 @@ fn variable_command(l: &str, after: &str) -> bool {
 /// A backtick at `at` that opens inline code in free text: the value is prose (several words
 /// outside the backticks), the backtick follows a space, and a closing one follows.
 fn markdown_code(l: &str, at: usize, place: Place) -> bool {
-    if !matches!(place, Place::JsonString | Place::Body) || at == 0 {
+    if !place.is_free_text() || at == 0 {
         return false;
     }
     if !l[..at].ends_with(' ') || !l[at + 1..].contains('`') {

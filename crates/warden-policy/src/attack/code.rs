@@ -440,7 +440,7 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
             .collect();
         found.dedup();
         for f in found {
-            let free_text = matches!(place, Place::JsonString | Place::Body);
+            let free_text = place.is_free_text();
             match called(l, f) {
                 Some(true) => {
                     // A call with something inside that looks like code or a command; outside

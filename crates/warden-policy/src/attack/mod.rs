@@ -130,6 +130,23 @@ impl Place {
             Place::QueryName | Place::FormName | Place::CookieName | Place::JsonKey
         )
     }
+
+    /// JSON text or a text body: where code, templates and quoted requests may be the content
+    /// (a ticket, a snippet, an e-mail template) rather than an attack.
+    pub fn is_free_text(self) -> bool {
+        matches!(self, Place::JsonString | Place::Body)
+    }
+
+    /// The score of a shape that is an attack where a value is a token (query, form, cookie,
+    /// header, path, names) and may be content in free text: critical there, an error here
+    /// (below the threshold alone).
+    pub fn shape_score(self) -> u8 {
+        if self.is_free_text() {
+            ERROR
+        } else {
+            CRITICAL
+        }
+    }
 }
 
 /// Severity scores, as CRS uses them: one critical hit reaches the default threshold of 5.

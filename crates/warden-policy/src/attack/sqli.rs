@@ -86,7 +86,7 @@ fn worth_tokenising(v: &Normalized<'_>, place: Place, cues: Option<u32>) -> bool
     // or `@` ("Select the blue one (not the grey)") cannot break out of a quoted string nor
     // stand in for a number, which is what an injection through a text field must do.
     let c = v.compact();
-    if matches!(place, Place::JsonString | Place::Body)
+    if place.is_free_text()
         && c.starts_with(|ch: char| ch.is_alphabetic())
         && !c
             .bytes()
@@ -377,7 +377,7 @@ fn conditional(c: &str) -> bool {
 /// an injection takes and prose does not. Outside free text (query, form, cookie, header) they
 /// are critical; in JSON strings and text bodies only the ones no sentence can take are.
 fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> bool {
-    let free_text = matches!(place, Place::JsonString | Place::Body);
+    let free_text = place.is_free_text();
     let strong = if free_text { ERROR } else { CRITICAL };
     // Which syntax is there at all, in one pass: each rule below needs one of these.
     let (mut quote, mut semi, mut paren, mut slash_star, mut colons) =

@@ -4,7 +4,7 @@
 //! `{{name}}` in content pass: only expressions with operators, calls or dunders count.
 
 use super::signals::WordSet;
-use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR};
+use super::{Detector, Hit, Normalized, Place, CRITICAL};
 
 static RUNTIME: WordSet = WordSet::new(&[
     "__class__",
@@ -63,11 +63,7 @@ fn evaluates(expr: &str) -> bool {
 pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     // In JSON text or a body a template may be the content (an e-mail template with a total);
     // in a query, form, cookie, header or path, an expression is a probe for an engine.
-    let score = if matches!(place, Place::JsonString | Place::Body) {
-        ERROR
-    } else {
-        CRITICAL
-    };
+    let score = place.shape_score();
     let c = v.compact();
     if !c.bytes().any(|b| matches!(b, b'{' | b'%' | b'_' | b'(')) {
         return;

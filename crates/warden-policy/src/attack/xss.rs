@@ -257,12 +257,7 @@ pub fn check_cued(v: &Normalized<'_>, place: Place, cues: Option<u32>, out: &mut
         }
     }
     if let Some(rule) = script_shape(&self::squeezed(v.compact())) {
-        let score = if matches!(place, Place::JsonString | Place::Body) {
-            ERROR
-        } else {
-            CRITICAL
-        };
-        out.push(Hit::new(Detector::Xss, rule, score, 1));
+        out.push(Hit::new(Detector::Xss, rule, place.shape_score(), 1));
         return;
     }
     // Script reaching into the page: only in code-like text.
