@@ -70,6 +70,8 @@ fn attacks() -> Vec<Case> {
         ("a request line smuggled in query", "GET", "/go?next=GET%20http%3A%2F%2Fwww.foo.bar%20HTTP%2F1.1".into(), vec![], String::new()),
         ("jsfuck in form", "POST", "/comments".into(), vec![FORM], "a=(![]%2B[])[%2B!%2B[]]".into()),
         ("script reaching a global by bracket, comments between, in query", "GET", "/s?a=self%5B%2F%2Afoo%2A%2F%22alert%22%5D%28self%5B%22document%22%2F%2Abar%2A%2F%5D%5B%22cookie%22%5D%29".into(), vec![], String::new()),
+        ("an ORM lookup that guesses a password in query", "GET", "/users?password__startswith=a".into(), vec![], String::new()),
+        ("perl interpolation with spaces in query", "GET", "/q?x=%40%7B%20%20%5B%20system%20%22id%22%20%5D%20%7D".into(), vec![], String::new()),
         ("a template engine probe in query", "GET", "/greet?name=%7B%7B7*7%7D%7D".into(), vec![], String::new()),
         ("php calling through a variable in query", "GET", "/q?x=%24%7B%27sys%27.%27tem%27%7D%28%27id%27%29".into(), vec![], String::new()),
         ("php call with a comment before its parenthesis in query", "GET", "/q?foo=exec%2f%2acomment%2a%2f%28%27id%27%29".into(), vec![], String::new()),
@@ -155,6 +157,7 @@ async fn harmless_look_alikes_pass() {
         ("POST", "/docs", vec![JSON], r#"{"text":"![](https://example.com/a.png) then while (i < n) { i++; }","path":"metadata/v1/items"}"#.into()),
         ("GET", "/firewall/rules?cidr=10.0.0.0%2F8&repo=kubernetes%2Fkubernetes", vec![], String::new()),
         ("GET", "/pay?note=Please%20pay%20%24amount%20(see%20invoice)", vec![], String::new()),
+        ("GET", "/posts?created__gte=2024-01-01&author__name__startswith=Ann&device__token=t1", vec![], String::new()),
         ("POST", "/lambda", vec![JSON], r#"{"zip":"eyJydW50aW1lIjoibm9kZWpzMjAueCIsImhhbmRsZXIiOiJpbmRleC5oYW5kbGVyIn0="}"#.into()),
         ("POST", "/errors", vec![JSON], r#"{"trace":"java.lang.IllegalStateException: closed at com.example.Pool.get(Pool.java:88)"}"#.into()),
     ];

@@ -71,7 +71,7 @@ const CALLS: [&str; 60] = [
     "var_dump",
 ];
 
-const MARKERS: [(&str, &str); 58] = [
+const MARKERS: [(&str, &str); 59] = [
     ("com.opensymphony.xwork2", "java-gadget"),
     ("com.sun.org.apache", "java-gadget"),
     ("new function (", "js-function-constructor"),
@@ -129,6 +129,7 @@ const MARKERS: [(&str, &str); 58] = [
     ("module.exports=", "node-module"),
     ("kernel.exec", "ruby-exec"),
     ("io.popen", "ruby-exec"),
+    ("process.spawn(", "ruby-exec"),
     ("process.env", "node-env"),
 ];
 
@@ -394,7 +395,11 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
         out.push(Hit::new(Detector::Code, "php-variable-call", score, 1));
         return;
     }
-    if l.contains("@{[") {
+    if l.contains("@{")
+        && l.split("@{")
+            .skip(1)
+            .any(|rest| rest.trim_start().starts_with('['))
+    {
         // Perl's `@{[ expr ]}` interpolation runs code inside a string.
         out.push(Hit::new(Detector::Code, "perl-interpolation", CRITICAL, 1));
         return;

@@ -320,6 +320,11 @@ impl<'s> Inspector<'s> {
         }
         let serialized = raw.starts_with("rO0AB")
             || (bare && (catalog_name(raw) || upper && code::encoded_java_walk(raw)));
+        if bare && place.is_name() {
+            if let Some(rule) = nosql::orm_lookup(raw) {
+                self.rule(Detector::Nosql, rule, super::CRITICAL, 1, location);
+            }
+        }
         if bare && !serialized && !(place.is_name() && pollutes(raw)) {
             return;
         }

@@ -4,6 +4,70 @@
 
 use super::{Detector, Hit, Normalized, Place, CRITICAL, ERROR};
 
+/// A field name in the lookup syntax of Django's ORM (and its imitators) that reaches what a
+/// filter should not: a secret (`password__startswith`, guessed a character at a time) or a
+/// relation chain four hops deep (`created_by__departments__employees__user__username__startswith`),
+/// which walks from the object the API meant to filter into other users' records. Plain lookups
+/// (`created__gte`, `name__icontains`) are what such APIs document, and pass.
+pub fn orm_lookup(name: &str) -> Option<&'static str> {
+    const SECRETS: [&str; 12] = [
+        "password",
+        "passwd",
+        "password_hash",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "salt",
+        "otp",
+        "is_superuser",
+        "is_staff",
+        "is_admin",
+    ];
+    const LOOKUPS: [&str; 20] = [
+        "exact",
+        "iexact",
+        "contains",
+        "icontains",
+        "startswith",
+        "istartswith",
+        "endswith",
+        "iendswith",
+        "regex",
+        "iregex",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "in",
+        "isnull",
+        "range",
+        "has_key",
+        "has_keys",
+        "contained_by",
+    ];
+    memchr::memmem::find(name.as_bytes(), b"__")?;
+    if name.starts_with('_') || name.ends_with('_') {
+        return None;
+    }
+    let segments: Vec<&str> = name.split("__").collect();
+    if segments.len() < 2 || segments.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    let lower = |s: &str| s.to_ascii_lowercase();
+    let last = lower(segments[segments.len() - 1]);
+    // A secret compared other than for equality: `password__startswith` guesses it, and
+    // `password__isnull` tells whose is set; `device__token` (equality) is an ordinary lookup.
+    let probing = LOOKUPS.contains(&last.as_str()) && !matches!(last.as_str(), "exact" | "in");
+    let secret = segments[..segments.len() - 1]
+        .iter()
+        .any(|s| SECRETS.contains(&lower(s).as_str()));
+    if probing && secret {
+        return Some("orm-secret-lookup");
+    }
+    (segments.len() >= 5 && LOOKUPS.contains(&last.as_str())).then_some("orm-deep-lookup")
+}
+
 /// Operators that evaluate code on the server.
 const CODE: [&str; 4] = ["$where", "$function", "$accumulator", "$expr"];
 /// Operators that turn an equality lookup into something else.
@@ -87,6 +151,31 @@ mod tests {
         let mut out = Vec::new();
         check(&normalize(s, Encoding::Plain), place, &mut out);
         out.iter().map(|h| h.score).sum()
+    }
+
+    #[test]
+    fn orm_lookups_that_reach_too_far() {
+        for n in [
+            "password__isnull",
+            "user__password__startswith",
+            "created_by__departments__employees__user__username__startswith",
+            "api_key__istartswith",
+        ] {
+            assert!(orm_lookup(n).is_some(), "{n}");
+        }
+        for n in [
+            "created__gte",
+            "name__icontains",
+            "author__name__startswith",
+            "__proto__",
+            "token",
+            "snake_case_name",
+            "a____b",
+            "device__token",
+            "password__exact",
+        ] {
+            assert!(orm_lookup(n).is_none(), "{n}");
+        }
     }
 
     #[test]
