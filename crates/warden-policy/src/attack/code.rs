@@ -142,8 +142,7 @@ fn called(l: &str, name: &str) -> Option<bool> {
         let start = from + p;
         let end = start + name.len();
         let b = l.as_bytes();
-        let word_start =
-            start == 0 || !b[start - 1].is_ascii_alphanumeric() && b[start - 1] != b'_';
+        let word_start = super::word_start(b, start);
         if word_start {
             let rest = &l[end..];
             let opened = start > 0 && matches!(b[start - 1], b'(' | b'\'' | b'"');
@@ -212,7 +211,7 @@ fn skip_gap(lower: &str, from: usize) -> (usize, bool) {
 fn odd_gap(lower: &str, name: &str) -> bool {
     let b = lower.as_bytes();
     lower.match_indices(name).any(|(start, _)| {
-        if start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_') {
+        if !super::word_start(b, start) {
             return false;
         }
         let (at, odd) = skip_gap(lower, start + name.len());
@@ -509,7 +508,7 @@ fn endless_while(l: &str) -> bool {
         let start = from + p;
         let open = start + 5;
         from = open + 1;
-        if start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_') {
+        if !super::word_start(b, start) {
             continue;
         }
         // The condition: up to the parenthesis that closes `while(`, within a short reach (a

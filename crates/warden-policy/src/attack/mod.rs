@@ -149,6 +149,12 @@ impl Place {
     }
 }
 
+/// Whether a word starting at `at` in `b` starts there, not inside an identifier (`myalert(`
+/// holds `alert(` but does not call it).
+pub(crate) fn word_start(b: &[u8], at: usize) -> bool {
+    at == 0 || !(b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_')
+}
+
 /// Severity scores, as CRS uses them: one critical hit reaches the default threshold of 5.
 pub const CRITICAL: u8 = 5;
 pub const ERROR: u8 = 4;

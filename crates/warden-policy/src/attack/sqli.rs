@@ -330,8 +330,7 @@ fn injected_function_call(c: &str) -> bool {
                 b'\'' | b'"' | b',' | b'(' | b'=' | b'|' | b'&' | b'+' | b'-' | b';' | b'`'
             )
         });
-        let word_start =
-            start == 0 || !(b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_');
+        let word_start = super::word_start(b, start);
         let word_end = !b
             .get(end)
             .is_some_and(|x| x.is_ascii_alphanumeric() || *x == b'_');

@@ -121,8 +121,7 @@ fn script_shape(c: &str) -> Option<&'static str> {
         "frames",
     ];
     let b = c.as_bytes();
-    let word_start =
-        |at: usize| at == 0 || !(b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_');
+    let word_start = |at: usize| super::word_start(b, at);
     for p in memchr::memchr_iter(b'(', b) {
         let before = &c[..=p];
         if let Some(sink) = SINKS.iter().find(|s| before.ends_with(*s)) {
