@@ -8,7 +8,8 @@
 #   proxy (default): GET / through Warden (the plain proxy of bench/run.sh) and through nginx.
 #   contract: POST bench/corpus/order.json through Warden without and with the OpenAPI contract
 #             (bench/corpus/order-spec.yaml) to an nginx answering the declared 1.9 KB order,
-#             everything else at its defaults in both (as bench/contract.sh).
+#             everything else at its defaults in both (as bench/contract.sh); LEAKY=1:
+#             the 2 KB answer with undeclared fields instead.
 #   detection: POST bench/corpus/order.json through Warden with attack detection off and on, to
 #             an nginx answering a small JSON body, the audit trail off and everything else at
 #             its defaults in both.
@@ -20,6 +21,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-3000}
 MODE=${2:-proxy}
+# contract mode's answer: as declared, or LEAKY=1 for the one with undeclared fields to remove.
+REPLY_FILE=bench/corpus/order-response-clean.json
+[ -n "${LEAKY:-}" ] && REPLY_FILE=bench/corpus/order-response.json
 case $MODE in proxy|contract|detection) ;; *) echo "mode is proxy, contract or detection, not $MODE" >&2; exit 2 ;; esac
 for tool in valgrind nginx python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
@@ -36,7 +40,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 UP=$(free_port); NGX=$(free_port); WD=$(free_port); ADM=$(free_port); WD2=$(free_port); ADM2=$(free_port)
 if [ "$MODE" = contract ]; then
   # nginx refuses POST to static files, so the answer is inlined (double quotes escaped).
-  ANSWER="return 200 \"$(sed 's/"/\\"/g' bench/corpus/order-response-clean.json)\";"
+  ANSWER="return 200 \"$(sed 's/"/\\"/g' "$REPLY_FILE")\";"
   BODY=$PWD/bench/corpus/order.json
   for name in plain contract; do
     port=$WD admin=$ADM extra=""
@@ -158,7 +162,7 @@ if [ "$MODE" != proxy ]; then
     python3 -c "print(f'| **on / off** | **{$C/$P:.2f}** (+{$C-$P}) |')"
     exit 0
   fi
-  echo "| warden, POST $(wc -c <"$BODY") bytes, answer $(wc -c <bench/corpus/order-response-clean.json) bytes | instructions/request |"
+  echo "| warden, POST $(wc -c <"$BODY") bytes, answer $(wc -c <"$REPLY_FILE") bytes | instructions/request |"
   echo "| --- | ---: |"
   echo "| plain | $P |"
   echo "| contract | $C |"

@@ -322,10 +322,35 @@ async fn requests_are_validated_strictly_and_violations_listed_without_values() 
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(violations(&doc)[0].1, "max-depth");
+    // The array and string bounds too, each named where it broke; at the bound, no refusal.
+    for (meta, location, rule) in [
+        (
+            json!({"list": vec![0; 10_001]}),
+            "body.meta.list",
+            "max-array-items",
+        ),
+        (
+            json!({"t": "é".repeat(100_001)}),
+            "body.meta.t",
+            "max-string-length",
+        ),
+    ] {
+        let body = json!({"owner": "alice", "name": "n", "meta": meta});
+        let (s, _, doc) = call(&gw, "POST", "/api/v2/accounts", Some(&writer), Some(body)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{rule}");
+        assert_eq!(
+            violations(&doc),
+            vec![(location.to_string(), rule.to_string())]
+        );
+    }
     assert!(
         seen.lock().unwrap().is_empty(),
         "no invalid request reached the upstream"
     );
+    // 100,000 characters in 200,000 bytes: within the bound (characters are what it counts).
+    let body = json!({"owner": "alice", "name": "n", "meta": {"t": "é".repeat(100_000)}});
+    let (s, _, doc) = call(&gw, "POST", "/api/v2/accounts", Some(&writer), Some(body)).await;
+    assert!(s.is_success(), "{s} {doc}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -524,4 +549,83 @@ async fn a_valid_body_is_still_inspected_for_attacks() {
     let body = json!({"owner": "alice", "name": "O'Brien's main account; union of two", "address": {"city": "Lyon"}});
     let (s, _, _) = call(&gw, "POST", "/api/v2/accounts", Some(&writer), Some(body)).await;
     assert_eq!(s, StatusCode::CREATED);
+}
+
+/// The contract's response filter and data protection read the answer in one walk: what the
+/// contract removes is gone before data protection would look at it (a card in an undeclared
+/// field is removed, not masked, and not reported as personal data), a card in a declared field
+/// is masked, and members dropped by a data protection rule next to removed ones leave valid JSON.
+/// An answer that says JSON and is not still gets both checks, one after the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_walk_filters_and_protects_the_answer() {
+    std::env::set_var("WARDEN_TEST_CONTRACT_SECRET", SECRET);
+    let card = "4111 1111 1111 1111";
+    let leaky = json!({"id": 1, "owner": "alice", "name": card, "pin": "1234",
+                       "password_hash": "5500 0000 0000 0004",
+                       "address": {"city": "Lyon", "internal_note": "vip"}});
+    let (addr, _) = canned_upstream(vec![
+        Canned::json("/api/v2/accounts/alice/items/7", leaky.to_string()),
+        Canned::json(
+            "/api/v2/accounts/alice/items/8",
+            format!("{{\"id\": 1, \"name\": \"{card}\", \"pin\": "),
+        ),
+    ])
+    .await;
+    let text = format!(
+        "auth:\n  jwt:\n    - issuer: https://idp.test\n      audiences: [shop]\n      algorithms: [HS256]\n      secret: {{env: WARDEN_TEST_CONTRACT_SECRET}}\nupstreams:\n  stub:\n    targets: [\"http://UP\"]\n    read_timeout: 2s\nroutes:\n  - name: shop\n    path_prefix: /\n    upstream: stub\n    openapi: {{spec: \"{}\"}}\ndata_protection:\n  rules:\n    - {{fields: [owner], action: drop}}\n",
+        fixture("shop-3.1.yaml")
+    );
+    let gw = start(&config_text(addr, &text)).await;
+    let alice = token("alice", "shop:read");
+    let (s, _, body) = call(
+        &gw,
+        "GET",
+        "/api/v2/accounts/alice/items/7",
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    // `owner` (dropped by the rule), `password_hash` and `pin` (removed by the contract) were
+    // neighbours at the end of the object: one run, commas right.
+    assert_eq!(
+        body,
+        json!({"id": 1, "name": "**** **** **** 1111", "address": {"city": "Lyon"}})
+    );
+    let metrics = reqwest_metrics(&gw).await;
+    let found = |check: &str, kind: &str| {
+        metrics.lines().any(|l| {
+            l.starts_with("warden_findings_total")
+                && l.contains(&format!("check=\"{check}\""))
+                && l.contains(&format!("kind=\"{kind}\""))
+        })
+    };
+    assert!(
+        found("validation", "response-undeclared-property"),
+        "{metrics}"
+    );
+    assert!(found("validation", "response-write-only"), "{metrics}");
+    assert!(found("data_protection", "card"), "{metrics}");
+    // Only the declared card was seen by data protection: the removed one was never read.
+    let cards: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("warden_findings_total") && l.contains("kind=\"card\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(cards, 1.0, "{metrics}");
+
+    // Cut short: not JSON to either check, so the contract records it and data protection
+    // reads it as text, masking the card all the same.
+    let (s, _, b) = send(
+        &h1_client(),
+        Request::get(url(&gw, "/api/v2/accounts/alice/items/8"))
+            .header("authorization", format!("Bearer {alice}"))
+            .body(empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let b = String::from_utf8_lossy(&b);
+    assert!(!b.contains(card) && b.contains("1111"), "{b}");
+    assert!(reqwest_metrics(&gw).await.contains("response-not-json"));
 }

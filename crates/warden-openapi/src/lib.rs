@@ -311,6 +311,17 @@ impl Contract {
         Some(self.shapes.filter_text(shape, text, "body"))
     }
 
+    /// [`Contract::filter_response_text`] for a shape already looked up.
+    pub fn filter_shape_text(&self, shape: usize, text: &[u8]) -> shape::Filtered {
+        self.shapes.filter_text(shape, text, "body")
+    }
+
+    /// The response filter for a walk that also does other work (data protection's), which
+    /// then starts it at the operation's [`Operation::response_shape`].
+    pub fn response_filter(&self) -> shape::ResponseFilter<'_> {
+        self.shapes.response_filter("body")
+    }
+
     /// Checks a JSON request body: its schema's constraints, then undeclared and `readOnly`
     /// properties (mass assignment).
     pub fn check_body(&self, media: &Media, body: &mut Value, out: &mut Vec<Violation>) {
@@ -345,20 +356,23 @@ impl Operation {
         security && role && self.scopes.iter().all(|s| scopes.contains(s))
     }
 
-    fn response_shape(&self, status: u16) -> Option<usize> {
-        let exact = status.to_string();
-        let class = format!("{}XX", status / 100);
-        ["exact", "class", "default"].iter().find_map(|which| {
-            let key = match *which {
-                "exact" => exact.as_str(),
-                "class" => class.as_str(),
-                _ => "default",
-            };
-            self.responses
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                .map(|(_, s)| *s)
-        })?
+    /// The shape a JSON answer with `status` is held against: the exact status's, else its
+    /// class's (`2XX`), else `default`'s. `None` when the first of those the spec names has no
+    /// JSON schema, or none is named.
+    pub fn response_shape(&self, status: u16) -> Option<usize> {
+        let digits = [
+            b'0' + (status / 100 % 10) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+        ];
+        let exact = |k: &str| k.as_bytes() == digits;
+        let class = |k: &str| {
+            k.len() == 3 && k.as_bytes()[0] == digits[0] && k[1..].eq_ignore_ascii_case("xx")
+        };
+        let default = |k: &str| k.eq_ignore_ascii_case("default");
+        [&exact as &dyn Fn(&str) -> bool, &class, &default]
+            .iter()
+            .find_map(|is| self.responses.iter().find(|(k, _)| is(k)).map(|(_, s)| *s))?
     }
 
     /// Reads and checks the parameters. Returns the typed values by location (for the rules).

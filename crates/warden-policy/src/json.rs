@@ -17,6 +17,7 @@ use std::ops::Range;
 /// `memchr` call costs more than the loop it replaces. The word that holds a stop gives its
 /// place directly: in each test below the lowest flagged byte is exact (a borrow only runs
 /// upward from a byte that matched), so its trailing zeros count the plain bytes before it.
+#[inline(always)]
 pub fn plain_run_end(b: &[u8], mut i: usize, past_ascii: bool) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -164,6 +165,68 @@ pub fn walk<'a>(
     max_depth: usize,
     mut on: impl FnMut(Event<'_, 'a>),
 ) -> Result<Shape, JsonError> {
+    let walked = walk_members(input, max_depth, &mut KeepAll, None, |e| {
+        on(e);
+        false
+    })?;
+    Ok(walked.shape)
+}
+
+/// What to do with an object member, decided from its name before its value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Member<N> {
+    /// Keep it; its value is held against `Some(node)`, or against nothing.
+    Keep(Option<N>),
+    /// Remove it from the text. Its value is still read (the text must be JSON) but reported to
+    /// no one: a field that is not sent needs no other look.
+    Remove,
+}
+
+/// Decides member by member which ones a JSON text keeps, as the walk meets them: an API
+/// contract's response filter (undeclared and `writeOnly` fields) rides on the walk that
+/// data protection makes anyway, so one pass over the answer serves both.
+pub trait Members {
+    /// Where the walk stands in the decider's own tree (a schema, say).
+    type Node: Copy;
+    /// Member `key` of an object held against `object`; `path` is the object's.
+    fn member(&mut self, object: Self::Node, path: Path<'_, '_>, key: &str) -> Member<Self::Node>;
+    /// What an array held against `array` holds its items against.
+    fn items(&self, array: Self::Node) -> Option<Self::Node>;
+}
+
+/// Keeps every member.
+pub struct KeepAll;
+
+impl Members for KeepAll {
+    type Node = ();
+    fn member(&mut self, _: (), _: Path<'_, '_>, _: &str) -> Member<()> {
+        Member::Keep(None)
+    }
+    fn items(&self, _: ()) -> Option<()> {
+        None
+    }
+}
+
+/// What [`walk_members`] saw and what it took out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Walked {
+    pub shape: Shape,
+    /// Spans to delete so that the removed members are gone and the text stays JSON: a run of
+    /// neighbouring removed members is one span, taking its commas with it. In text order; they
+    /// never overlap.
+    pub removed: Vec<Range<usize>>,
+}
+
+/// [`walk`], with `members` deciding which members stay (the walk starts at `root`), and `on`
+/// able to remove the member that holds the scalar it was just shown by returning `true`
+/// (ignored for array items and the top value). Removed members' keys and leaves are not shown.
+pub fn walk_members<'a, M: Members>(
+    input: &'a str,
+    max_depth: usize,
+    members: &mut M,
+    root: Option<M::Node>,
+    mut on: impl FnMut(Event<'_, 'a>) -> bool,
+) -> Result<Walked, JsonError> {
     let mut s = Scanner {
         b: input.as_bytes(),
         src: input,
@@ -171,26 +234,38 @@ pub fn walk<'a>(
         path: Vec::new(),
         max_depth,
         shape: Shape::default(),
+        members,
+        quiet: 0,
+        removed: Vec::new(),
     };
     s.ws();
-    s.value(&mut on, None)?;
+    s.value(&mut on, None, root)?;
     s.ws();
     if s.i != s.b.len() {
         return Err(s.err("trailing characters after the JSON value"));
     }
-    Ok(s.shape)
+    // An object's runs are closed as its members end, after the runs inside those members.
+    s.removed.sort_unstable_by_key(|r| r.start);
+    Ok(Walked {
+        shape: s.shape,
+        removed: s.removed,
+    })
 }
 
-struct Scanner<'a> {
+struct Scanner<'a, 'm, M: Members> {
     b: &'a [u8],
     src: &'a str,
     i: usize,
     path: Vec<Seg<'a>>,
     max_depth: usize,
     shape: Shape,
+    members: &'m mut M,
+    /// Above zero inside a removed member: nothing is shown.
+    quiet: u32,
+    removed: Vec<Range<usize>>,
 }
 
-impl<'a> Scanner<'a> {
+impl<'a, M: Members> Scanner<'a, '_, M> {
     fn err(&self, what: &'static str) -> JsonError {
         JsonError::Syntax { at: self.i, what }
     }
@@ -214,20 +289,21 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// `member_start`: where the `"key"` of the enclosing member began, if any.
+    /// `member_start`: where the `"key"` of the enclosing member began, if any. Returns whether
+    /// `on` asked for the member to go.
     fn value(
         &mut self,
-        on: &mut impl FnMut(Event<'_, 'a>),
+        on: &mut impl FnMut(Event<'_, 'a>) -> bool,
         member_start: Option<usize>,
-    ) -> Result<(), JsonError> {
+        node: Option<M::Node>,
+    ) -> Result<bool, JsonError> {
         let start = self.i;
         match self.peek() {
-            Some(b'{') => self.object(on),
-            Some(b'[') => self.array(on),
+            Some(b'{') => self.object(on, node).map(|()| false),
+            Some(b'[') => self.array(on, node).map(|()| false),
             Some(b'"') => {
                 let v = Scalar::Str(self.string()?);
-                self.leaf(on, &v, start, member_start);
-                Ok(())
+                Ok(self.leaf(on, &v, start, member_start))
             }
             Some(b't') => self.literal(b"true", Scalar::Bool(true), on, member_start),
             Some(b'f') => self.literal(b"false", Scalar::Bool(false), on, member_start),
@@ -235,8 +311,7 @@ impl<'a> Scanner<'a> {
             Some(b'-' | b'0'..=b'9') => {
                 self.number()?;
                 let v = Scalar::Num(&self.src[start..self.i]);
-                self.leaf(on, &v, start, member_start);
-                Ok(())
+                Ok(self.leaf(on, &v, start, member_start))
             }
             Some(_) => Err(self.err("expected a value")),
             None => Err(self.err("unexpected end of input")),
@@ -245,32 +320,35 @@ impl<'a> Scanner<'a> {
 
     fn leaf(
         &mut self,
-        on: &mut impl FnMut(Event<'_, 'a>),
+        on: &mut impl FnMut(Event<'_, 'a>) -> bool,
         v: &Scalar<'a>,
         start: usize,
         member_start: Option<usize>,
-    ) {
+    ) -> bool {
         self.shape.leaves += 1;
-        on(Event::Leaf {
+        if self.quiet > 0 {
+            return false;
+        }
+        let remove = on(Event::Leaf {
             path: Path(&self.path),
             value: v,
             span: start..self.i,
             member: member_start.map(|m| m..self.i),
         });
+        remove && member_start.is_some()
     }
 
     fn literal(
         &mut self,
         word: &'static [u8],
         v: Scalar<'a>,
-        on: &mut impl FnMut(Event<'_, 'a>),
+        on: &mut impl FnMut(Event<'_, 'a>) -> bool,
         member_start: Option<usize>,
-    ) -> Result<(), JsonError> {
+    ) -> Result<bool, JsonError> {
         let start = self.i;
         if self.b[self.i..].starts_with(word) {
             self.i += word.len();
-            self.leaf(on, &v, start, member_start);
-            Ok(())
+            Ok(self.leaf(on, &v, start, member_start))
         } else {
             Err(self.err("expected true, false or null"))
         }
@@ -287,7 +365,11 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
-    fn object(&mut self, on: &mut impl FnMut(Event<'_, 'a>)) -> Result<(), JsonError> {
+    fn object(
+        &mut self,
+        on: &mut impl FnMut(Event<'_, 'a>) -> bool,
+        node: Option<M::Node>,
+    ) -> Result<(), JsonError> {
         self.enter()?;
         self.i += 1;
         self.ws();
@@ -295,6 +377,10 @@ impl<'a> Scanner<'a> {
             self.i += 1;
             return Ok(());
         }
+        // Runs of removed members, closed by the next kept member or by the object's end, become
+        // one span each, so the commas between the members that stay always come out right.
+        let mut last_kept_end: Option<usize> = None;
+        let mut run_start: Option<usize> = None;
         loop {
             self.ws();
             if self.peek() != Some(b'"') {
@@ -302,23 +388,50 @@ impl<'a> Scanner<'a> {
             }
             let key_start = self.i;
             let key = self.string()?;
-            on(Event::Key {
-                path: Path(&self.path),
-                key: &key,
-                span: key_start..self.i,
-            });
+            let rule = match node {
+                Some(n) if self.quiet == 0 => self.members.member(n, Path(&self.path), &key),
+                _ => Member::Keep(None),
+            };
+            let dropped = matches!(rule, Member::Remove);
+            if self.quiet == 0 && !dropped {
+                on(Event::Key {
+                    path: Path(&self.path),
+                    key: &key,
+                    span: key_start..self.i,
+                });
+            }
             self.ws();
             self.expect(b':', "expected `:` after an object key")?;
             self.ws();
             self.path.push(Seg::Key(key));
             // A scalar member reports its own span; containers report their leaves.
-            self.value(on, Some(key_start))?;
+            let remove = match rule {
+                Member::Remove => {
+                    self.quiet += 1;
+                    self.value(on, Some(key_start), None)?;
+                    self.quiet -= 1;
+                    true
+                }
+                Member::Keep(next) => self.value(on, Some(key_start), next)?,
+            };
             self.path.pop();
+            if remove {
+                run_start.get_or_insert(key_start);
+            } else {
+                if let Some(s) = run_start.take() {
+                    self.removed.push(s..key_start);
+                }
+                last_kept_end = Some(self.i);
+            }
+            let last_end = self.i;
             self.ws();
             match self.peek() {
                 Some(b',') => self.i += 1,
                 Some(b'}') => {
                     self.i += 1;
+                    if let Some(s) = run_start {
+                        self.removed.push(last_kept_end.unwrap_or(s)..last_end);
+                    }
                     return Ok(());
                 }
                 _ => return Err(self.err("expected `,` or `}` in an object")),
@@ -326,7 +439,11 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn array(&mut self, on: &mut impl FnMut(Event<'_, 'a>)) -> Result<(), JsonError> {
+    fn array(
+        &mut self,
+        on: &mut impl FnMut(Event<'_, 'a>) -> bool,
+        node: Option<M::Node>,
+    ) -> Result<(), JsonError> {
         self.enter()?;
         self.i += 1;
         self.ws();
@@ -334,11 +451,12 @@ impl<'a> Scanner<'a> {
             self.i += 1;
             return Ok(());
         }
+        let items = node.and_then(|n| self.members.items(n));
         let mut n = 0;
         loop {
             self.ws();
             self.path.push(Seg::Index(n));
-            self.value(on, None)?;
+            self.value(on, None, items)?;
             self.path.pop();
             n += 1;
             self.shape.max_array_len = self.shape.max_array_len.max(n);
@@ -489,41 +607,6 @@ pub struct Edit {
     pub replacement: String,
 }
 
-impl Edit {
-    /// Removes an object member (`member` span from [`Event::Leaf`]) together with one adjacent
-    /// comma, so the result stays valid JSON.
-    pub fn remove_member(text: &str, member: Range<usize>) -> Edit {
-        let b = text.as_bytes();
-        let skip_ws_fwd = |mut i: usize| {
-            while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
-                i += 1;
-            }
-            i
-        };
-        let after = skip_ws_fwd(member.end);
-        if b.get(after) == Some(&b',') {
-            return Edit {
-                span: member.start..skip_ws_fwd(after + 1),
-                replacement: String::new(),
-            };
-        }
-        let mut before = member.start;
-        while before > 0 && matches!(b[before - 1], b' ' | b'\t' | b'\n' | b'\r') {
-            before -= 1;
-        }
-        if before > 0 && b[before - 1] == b',' {
-            return Edit {
-                span: before - 1..member.end,
-                replacement: String::new(),
-            };
-        }
-        Edit {
-            span: member,
-            replacement: String::new(),
-        }
-    }
-}
-
 /// A JSON string literal for `s`.
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -640,36 +723,110 @@ mod tests {
         assert_eq!(walk(&deep, 100, |_| {}).unwrap().max_depth, 100);
     }
 
-    #[test]
-    fn splice_replaces_and_removes_members() {
-        let text = r#"{"a": "secret", "b": 2, "c": 3}"#;
-        let mut edits = Vec::new();
-        walk(text, 8, |e| {
-            if let Event::Leaf {
-                path, member, span, ..
-            } = e
-            {
-                match path.last_key() {
-                    Some("a") => edits.push(Edit {
-                        span,
-                        replacement: quote("***"),
-                    }),
-                    Some("c") => edits.push(Edit::remove_member(text, member.unwrap())),
-                    _ => {}
+    /// Replaces and removes through `walk_members`: by name (the `Members` hook) and by value
+    /// (`on` returning true), in any mix of neighbours, and the text stays JSON.
+    fn edited(text: &str, by_name: &[&str], by_value: &[&str], masked: &str) -> String {
+        struct Named<'n>(&'n [&'n str]);
+        impl Members for Named<'_> {
+            type Node = ();
+            fn member(&mut self, _: (), _: Path<'_, '_>, key: &str) -> Member<()> {
+                if self.0.contains(&key) {
+                    Member::Remove
+                } else {
+                    Member::Keep(Some(()))
                 }
             }
+            fn items(&self, _: ()) -> Option<()> {
+                Some(())
+            }
+        }
+        let mut edits = Vec::new();
+        let walked = walk_members(text, 8, &mut Named(by_name), Some(()), |e| {
+            let Event::Leaf { path, span, .. } = e else {
+                return false;
+            };
+            let key = path.last_key().unwrap_or("");
+            assert!(!by_name.contains(&key), "a removed member was shown: {key}");
+            if key == masked {
+                edits.push(Edit {
+                    span,
+                    replacement: quote("***"),
+                });
+            }
+            by_value.contains(&key)
         })
         .unwrap();
+        edits.extend(walked.removed.into_iter().map(|span| Edit {
+            span,
+            replacement: String::new(),
+        }));
         let out = splice(text, edits);
-        assert_eq!(out, r#"{"a": "***", "b": 2}"#);
-        assert!(walk(&out, 8, |_| {}).is_ok());
-        // Removing the only member, or the first of several.
-        let one = r#"{ "x": 1 }"#;
-        assert_eq!(splice(one, vec![Edit::remove_member(one, 2..8)]), "{  }");
-        let first = r#"{"x": 1,  "y": 2}"#;
+        assert!(walk(&out, 8, |_| {}).is_ok(), "{out}");
+        out
+    }
+
+    /// A document from a list of steps: each adds a member (key `abcd`[k]) at nesting `d`,
+    /// holding a number, an object or an array of one object.
+    fn grow(steps: &[(usize, usize, u8)]) -> serde_json::Value {
+        use serde_json::{json, Map, Value};
+        let mut root = Map::new();
+        for (i, &(k, depth, kind)) in steps.iter().enumerate() {
+            let mut at = &mut root;
+            for _ in 0..depth {
+                let next = at.entry("d").or_insert_with(|| Value::Object(Map::new()));
+                if !next.is_object() {
+                    *next = Value::Object(Map::new());
+                }
+                at = next.as_object_mut().unwrap();
+            }
+            let key = ["a", "b", "c", "d"][k];
+            let v = match kind {
+                0 => json!(i),
+                1 => json!({ "a": i, "x": "y" }),
+                _ => json!([{ "b": i }, 2]),
+            };
+            if key != "d" || !at.contains_key("d") {
+                at.insert(key.to_string(), v);
+            }
+        }
+        Value::Object(root)
+    }
+
+    /// What removing `gone` does to the tree: by name, any member so named; by value, only those
+    /// that hold a scalar.
+    fn strip(v: &mut serde_json::Value, gone: &[&str], by_value: bool) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|k, v| {
+                    let scalar = !(v.is_object() || v.is_array());
+                    !(gone.contains(&k.as_str()) && (!by_value || scalar))
+                });
+                m.values_mut().for_each(|v| strip(v, gone, by_value));
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|v| strip(v, gone, by_value)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn members_are_replaced_and_removed() {
+        let text = r#"{"a": "secret", "b": 2, "c": 3}"#;
+        assert_eq!(edited(text, &[], &["c"], "a"), r#"{"a": "***", "b": 2}"#);
+        assert_eq!(edited(text, &["b"], &["c"], "a"), r#"{"a": "***"}"#);
+        assert_eq!(edited(text, &["a"], &["b"], "a"), r#"{"c": 3}"#);
+        assert_eq!(edited(text, &["a", "b", "c"], &[], "a"), "{}");
+        assert_eq!(edited(text, &["b"], &[], "a"), r#"{"a": "***", "c": 3}"#);
+        assert_eq!(edited(r#"{ "x": 1 }"#, &["x"], &[], "a"), "{  }");
         assert_eq!(
-            splice(first, vec![Edit::remove_member(first, 1..7)]),
+            edited(r#"{"x": 1,  "y": 2}"#, &[], &["x"], "a"),
             r#"{"y": 2}"#
+        );
+        // Nested, in arrays, and a removed member holding what would otherwise be shown.
+        let nested = r#"[{"x": {"a": "s", "y": [1, {"x": 0}]}, "k": "v"}, {"x": 1}]"#;
+        assert_eq!(edited(nested, &["x"], &[], "a"), r#"[{"k": "v"}, {}]"#);
+        assert_eq!(
+            edited(nested, &["y"], &["k"], "a"),
+            r#"[{"x": {"a": "***"}}, {"x": 1}]"#
         );
     }
 
@@ -694,6 +851,23 @@ mod tests {
                 .find(|&i| matches!(b[i], b'"' | b'\\' | 0..=0x1f) || (past_ascii && b[i] >= 0x80))
                 .unwrap_or(b.len());
             proptest::prop_assert_eq!(plain_run_end(&b, from, past_ascii), naive);
+        }
+
+        // Removing members by name from any document gives what removing them from its tree
+        // gives, and by value (the leaves under one name) too.
+        #[test]
+        fn removals_match_the_tree(
+            doc in proptest::collection::vec((0usize..4, 0usize..3, 0u8..3), 0..24),
+            gone in proptest::sample::subsequence(vec!["a", "b", "c", "d"], 0..4),
+            by_value in proptest::bool::ANY,
+        ) {
+            let value = grow(&doc);
+            let text = serde_json::to_string_pretty(&value).unwrap();
+            let (names, values): (&[&str], &[&str]) = if by_value { (&[], &gone) } else { (&gone, &[]) };
+            let out = edited(&text, names, values, "");
+            let mut expected = value.clone();
+            strip(&mut expected, &gone, by_value);
+            proptest::prop_assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap(), expected);
         }
 
         #[test]

@@ -9,6 +9,7 @@ use http::{request, response, Method};
 use warden_policy::pii::{self, Audience};
 use warden_policy::{ProblemKind, Verdict};
 
+use super::validation;
 use crate::config::{Config, NonJson, OnError, Oversized};
 use crate::context::{Finding, RequestCtx};
 use crate::pipeline::Check;
@@ -72,6 +73,54 @@ impl DataProtectionCheck {
     }
 }
 
+impl DataProtectionCheck {
+    /// One walk for both: the contract's undeclared and `writeOnly` members go, and what stays is
+    /// protected. When the walk cannot finish (not JSON, a protection error), the filter runs on
+    /// its own first, then this check as if alone, so neither is ever skipped.
+    fn protect_filtered(
+        &self,
+        ctx: &mut RequestCtx,
+        head: &mut response::Parts,
+        body: &mut Bytes,
+        deferred: validation::Deferred,
+    ) -> Verdict {
+        let fused = std::str::from_utf8(body).ok().and_then(|text| {
+            let aud = Audience {
+                route: ctx.route_name.as_deref().unwrap_or("-"),
+                scopes: ctx.scopes(),
+            };
+            let mut filter = deferred.called.api.contract.response_filter();
+            let protected = self
+                .policy
+                .protect_json_with(text, aud, &mut filter, Some(deferred.shape))
+                .ok()?;
+            Some((protected, filter.found))
+        });
+        let Some((protected, removed)) = fused else {
+            let called = &deferred.called;
+            if let v @ Verdict::Reject(_) =
+                validation::filter_now(ctx, head, body, called, deferred.shape)
+            {
+                return v;
+            }
+            return self.response_body(ctx, head, body);
+        };
+        validation::record_removed(ctx, &deferred.called, &removed);
+        Self::record(ctx, protected.findings);
+        if let Some(new) = protected.body {
+            crate::problem::replace_body(head, body, Bytes::from(new));
+        }
+        Verdict::Continue
+    }
+}
+
+/// Left in the request's context by `response_head` when this check will read the answer as
+/// JSON if it is no larger than `limit`: the contract's filter can then ride on that walk.
+#[derive(Clone, Copy)]
+pub(crate) struct JsonWalkAhead {
+    pub limit: u64,
+}
+
 enum Kind {
     Json,
     Text,
@@ -126,6 +175,13 @@ impl Check for DataProtectionCheck {
     fn response_head(&self, ctx: &mut RequestCtx, head: &mut response::Parts) -> Verdict {
         if !self.on_route(ctx) {
             return Verdict::Continue;
+        }
+        // Only a contract's route has a filter to hand over (the marker is not free).
+        if super::contract::called(ctx).is_some()
+            && self.response_body_limit(ctx, head).is_some()
+            && matches!(body_kind(head), Kind::Json)
+        {
+            ctx.ext.insert(JsonWalkAhead { limit: self.limit });
         }
         if self.scan_headers {
             let aud = Audience {
@@ -188,6 +244,10 @@ impl Check for DataProtectionCheck {
         head: &mut response::Parts,
         body: &mut Bytes,
     ) -> Verdict {
+        // The contract's response filter, when validation left it to this walk.
+        if let Some(filter) = ctx.ext.remove::<validation::Deferred>() {
+            return self.protect_filtered(ctx, head, body, filter);
+        }
         if body.is_empty() {
             return Verdict::Continue;
         }

@@ -177,10 +177,12 @@ impl Check for ValidationCheck {
             }
             return Verdict::Continue;
         }
-        let mut value = match called.body.as_deref() {
-            Some(v) => v.clone(),
-            None => match warden_openapi::strict_json::parse(body) {
-                Ok(v) => v,
+        // Parsed here, the body's extremes come with it, and the limits walk runs only when
+        // one of them is past its limit (to say where).
+        let (mut value, extremes) = match called.body.as_deref() {
+            Some(v) => (v.clone(), None),
+            None => match warden_openapi::strict_json::parse_counted(body) {
+                Ok((v, x)) => (v, Some(x)),
                 Err(problem) => {
                     let rule = match problem {
                         JsonProblem::DuplicateKey => "duplicate-key",
@@ -195,7 +197,15 @@ impl Check for ValidationCheck {
             },
         };
         let mut violations = Vec::new();
-        check_json_limits(&value, &called.api.limits, &mut violations);
+        let limits = &called.api.limits;
+        let within = extremes.is_some_and(|x| {
+            x.depth <= limits.max_depth
+                && x.array_items <= limits.max_array_items
+                && x.string_bytes <= limits.max_string_chars
+        });
+        if !within {
+            check_json_limits(&value, limits, &mut violations);
+        }
         if violations.is_empty() {
             called
                 .api
@@ -236,63 +246,23 @@ impl Check for ValidationCheck {
         if body.is_empty() {
             return Verdict::Continue;
         }
-        let filtered =
-            called
-                .api
-                .contract
-                .filter_response_text(called.op(), head.status.as_u16(), body);
-        let (found, new) = match filtered {
-            None => return Verdict::Continue, // no schema for this status
-            Some(Ok(result)) => result,
-            Some(Err(_)) => {
-                contract::record(ctx, NAME, "response-not-json", "body", true);
-                return Verdict::Continue;
-            }
+        let Some(shape) = called.op().response_shape(head.status.as_u16()) else {
+            return Verdict::Continue; // no schema for this status
         };
-        if found.is_empty() {
+        // Removing members is something data protection's walk of the same answer can do as it
+        // goes: one pass instead of two. Only where nothing between the two checks rewrites the
+        // body (error scrubbing takes 5xx answers) and data protection will read it as JSON; it
+        // hands the answer back here if its walk fails.
+        let removing = called.api.responses == ResponseMode::Filter && !called.api.monitor;
+        let ahead = ctx
+            .ext
+            .get::<super::data_protection::JsonWalkAhead>()
+            .is_some_and(|a| body.len() as u64 <= a.limit);
+        if removing && ahead && !head.status.is_server_error() {
+            ctx.ext.insert(Deferred { called, shape });
             return Verdict::Continue;
         }
-        let strict = called.api.responses == ResponseMode::Strict && !called.api.monitor;
-        // One finding per rule, naming the first few places: an upstream that leaks a field leaks
-        // it on every call, and each finding is counted, logged and audited.
-        let action = if called.api.monitor {
-            "alert"
-        } else if strict {
-            "block"
-        } else {
-            "remove"
-        };
-        for rule in ["undeclared-property", "write-only"] {
-            let places: Vec<&str> = found
-                .iter()
-                .filter(|v| v.rule == rule)
-                .map(|v| v.location.as_str())
-                .collect();
-            if places.is_empty() {
-                continue;
-            }
-            let mut location = places.iter().take(3).copied().collect::<Vec<_>>().join(",");
-            if places.len() > 3 {
-                location.push_str(&format!(" (+{} more)", places.len() - 3));
-            }
-            ctx.findings.push(crate::context::Finding {
-                check: NAME,
-                kind: format!("response-{rule}"),
-                location,
-                action,
-                ..Default::default()
-            });
-        }
-        if called.api.monitor {
-            return Verdict::Continue;
-        }
-        if strict {
-            return Verdict::reject(ProblemKind::UpstreamError, "response-contract-violated");
-        }
-        if let Some(new) = new {
-            crate::problem::replace_body(head, body, Bytes::from(new));
-        }
-        Verdict::Continue
+        filter_now(ctx, head, body, &called, shape)
     }
 
     fn response_oversized(&self, ctx: &mut RequestCtx, _head: &mut response::Parts) -> Verdict {
@@ -305,5 +275,87 @@ impl Check for ValidationCheck {
         }
         contract::record(ctx, NAME, "response-not-inspectable", "body", true);
         Verdict::Continue
+    }
+}
+
+/// A response filter left to data protection's walk (see `ValidationCheck::response_body`).
+#[derive(Clone)]
+pub(crate) struct Deferred {
+    pub called: Called,
+    pub shape: usize,
+}
+
+/// Filters the answer on its own walk: where no other walk will, or one failed.
+pub(crate) fn filter_now(
+    ctx: &mut RequestCtx,
+    head: &mut response::Parts,
+    body: &mut Bytes,
+    called: &Called,
+    shape: usize,
+) -> Verdict {
+    let filtered = called.api.contract.filter_shape_text(shape, body);
+    let (found, new) = match filtered {
+        Ok(result) => result,
+        Err(_) => {
+            not_json(ctx);
+            return Verdict::Continue;
+        }
+    };
+    if found.is_empty() {
+        return Verdict::Continue;
+    }
+    let strict = called.api.responses == ResponseMode::Strict && !called.api.monitor;
+    record_removed(ctx, called, &found);
+    if called.api.monitor {
+        return Verdict::Continue;
+    }
+    if strict {
+        return Verdict::reject(ProblemKind::UpstreamError, "response-contract-violated");
+    }
+    if let Some(new) = new {
+        crate::problem::replace_body(head, body, Bytes::from(new));
+    }
+    Verdict::Continue
+}
+
+/// The answer said JSON and was not: nothing to hold against the schema, so it passes.
+pub(crate) fn not_json(ctx: &mut RequestCtx) {
+    contract::record(ctx, NAME, "response-not-json", "body", true);
+}
+
+/// Records what the response filter found: one finding per rule, naming the first few places
+/// (an upstream that leaks a field leaks it on every call, and each finding is counted, logged
+/// and audited).
+pub(crate) fn record_removed(ctx: &mut RequestCtx, called: &Called, found: &[Violation]) {
+    if found.is_empty() {
+        return;
+    }
+    let action = if called.api.monitor {
+        "alert"
+    } else if called.api.responses == ResponseMode::Strict {
+        "block"
+    } else {
+        "remove"
+    };
+    for rule in ["undeclared-property", "write-only"] {
+        let places: Vec<&str> = found
+            .iter()
+            .filter(|v| v.rule == rule)
+            .map(|v| v.location.as_str())
+            .collect();
+        if places.is_empty() {
+            continue;
+        }
+        let mut location = places.iter().take(3).copied().collect::<Vec<_>>().join(",");
+        if places.len() > 3 {
+            location.push_str(&format!(" (+{} more)", places.len() - 3));
+        }
+        ctx.findings.push(crate::context::Finding {
+            check: NAME,
+            kind: format!("response-{rule}"),
+            location,
+            action,
+            ..Default::default()
+        });
     }
 }

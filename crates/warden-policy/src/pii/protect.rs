@@ -230,6 +230,14 @@ pub struct Protected {
     pub findings: Vec<Finding>,
 }
 
+/// What becomes of one leaf.
+enum LeafEdit {
+    Keep,
+    Replace(Edit),
+    /// Remove the member that holds it (an array item becomes `null`: see `protect_json_with`).
+    RemoveMember,
+}
+
 /// Who is asking and where, for rules scoped by route and consumer.
 #[derive(Debug, Clone, Copy)]
 pub struct Audience<'a> {
@@ -290,11 +298,23 @@ impl Policy {
 
     /// Protects a JSON body. Errors when the body is not JSON (the caller decides what then).
     pub fn protect_json(&self, text: &str, aud: Audience<'_>) -> Result<Protected, ProtectError> {
+        self.protect_json_with(text, aud, &mut json::KeepAll, None)
+    }
+
+    /// [`Policy::protect_json`] in the same pass as `members`, which removes the members it
+    /// decides against (from `root` down): their values are neither scanned nor reported.
+    pub fn protect_json_with<M: json::Members>(
+        &self,
+        text: &str,
+        aud: Audience<'_>,
+        members: &mut M,
+        root: Option<M::Node>,
+    ) -> Result<Protected, ProtectError> {
         let mut edits = Vec::new();
         let mut findings = Vec::new();
         let mut failed: Option<ProtectError> = None;
         let mut matches = Vec::new();
-        json::walk(text, self.max_depth, |e| {
+        let walked = json::walk_members(text, self.max_depth, members, root, |e| {
             let Event::Leaf {
                 path,
                 value,
@@ -302,12 +322,33 @@ impl Policy {
                 member,
             } = e
             else {
-                return;
+                return false;
             };
             if failed.is_some() {
-                return;
+                return false;
             }
             let location = || format!("body.{path}");
+            // What a leaf's edit turned out to be: a member to remove goes back to the walk,
+            // which takes out runs of neighbours with their commas right.
+            let mut apply = |edit: Result<LeafEdit, ProtectError>| match edit {
+                Ok(LeafEdit::Keep) => false,
+                Ok(LeafEdit::Replace(e)) => {
+                    edits.push(e);
+                    false
+                }
+                Ok(LeafEdit::RemoveMember) if member.is_some() => true,
+                Ok(LeafEdit::RemoveMember) => {
+                    edits.push(Edit {
+                        span: span.clone(),
+                        replacement: "null".into(),
+                    });
+                    false
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            };
             // Field rules first: they act whatever the value holds.
             if let Some(rule) = self.rule_for(aud, None, Some(path.0)) {
                 let action = if rule.allow_scopes.iter().any(|s| aud.scopes.contains(s)) {
@@ -315,26 +356,21 @@ impl Policy {
                 } else {
                     rule.action.clone()
                 };
+                if matches!(value, Scalar::Null) {
+                    return false;
+                }
                 let whole = match value {
                     Scalar::Str(s) => s.to_string(),
                     Scalar::Num(n) => n.to_string(),
                     _ => String::new(),
                 };
-                if !matches!(value, Scalar::Null) {
-                    match self.leaf_edit(text, &action, None, &whole, span.clone(), member.clone())
-                    {
-                        Ok(Some(edit)) => edits.push(edit),
-                        Ok(None) => {}
-                        Err(e) => failed = Some(e),
-                    }
-                    findings.push(Finding {
-                        class: None,
-                        location: location(),
-                        action: action.id(),
-                        confidence: Confidence::High,
-                    });
-                }
-                return;
+                findings.push(Finding {
+                    class: None,
+                    location: location(),
+                    action: action.id(),
+                    confidence: Confidence::High,
+                });
+                return apply(self.leaf_edit(&action, None, &whole, span.clone()));
             }
             let hint = KeyHint::cached(path.last_key());
             matches.clear();
@@ -347,14 +383,14 @@ impl Policy {
                     detect::scan_number(n, hint, self.max_year, &mut matches);
                     n
                 }
-                _ => return,
+                _ => return false,
             };
             if matches.is_empty() {
-                return;
+                return false;
             }
             let decided = self.resolve(aud, &matches, Some(path.0));
             if decided.is_empty() {
-                return;
+                return false;
             }
             for (m, action) in &decided {
                 findings.push(Finding {
@@ -367,24 +403,26 @@ impl Policy {
             let whole_value = decided.len() == 1 && decided[0].0.range == (0..original.len());
             if whole_value {
                 let (m, action) = &decided[0];
-                match self.leaf_edit(text, action, Some(m.class), original, span, member) {
-                    Ok(Some(edit)) => edits.push(edit),
-                    Ok(None) => {}
-                    Err(e) => failed = Some(e),
-                }
+                apply(self.leaf_edit(action, Some(m.class), original, span.clone()))
             } else if decided.iter().any(|(_, a)| a.changes()) {
-                match self.rewrite(original, &decided) {
-                    Ok(new) => edits.push(Edit {
-                        span,
+                let rewritten = self.rewrite(original, &decided).map(|new| {
+                    LeafEdit::Replace(Edit {
+                        span: span.clone(),
                         replacement: json::quote(&new),
-                    }),
-                    Err(e) => failed = Some(e),
-                }
+                    })
+                });
+                apply(rewritten)
+            } else {
+                false
             }
         })?;
         if let Some(e) = failed {
             return Err(e);
         }
+        edits.extend(walked.removed.into_iter().map(|span| Edit {
+            span,
+            replacement: String::new(),
+        }));
         let body = (!edits.is_empty()).then(|| json::splice(text, edits));
         Ok(Protected { body, findings })
     }
@@ -439,30 +477,21 @@ impl Policy {
         out
     }
 
-    /// The edit for a leaf whose whole value is one finding (or a field rule).
+    /// The edit for a leaf whose whole value is one finding (or a field rule). Dropping removes
+    /// the member that holds it, or, for an array item, leaves `null` in its place.
     fn leaf_edit(
         &self,
-        text: &str,
         action: &Action,
         class: Option<DataClass>,
         value: &str,
         span: Range<usize>,
-        member: Option<Range<usize>>,
-    ) -> Result<Option<Edit>, ProtectError> {
+    ) -> Result<LeafEdit, ProtectError> {
         let replacement = match action {
-            Action::Allow | Action::Alert => return Ok(None),
-            Action::Drop => {
-                return Ok(Some(match member {
-                    Some(m) => Edit::remove_member(text, m),
-                    None => Edit {
-                        span,
-                        replacement: "null".into(),
-                    },
-                }))
-            }
+            Action::Allow | Action::Alert => return Ok(LeafEdit::Keep),
+            Action::Drop => return Ok(LeafEdit::RemoveMember),
             other => self.transform(other, class, value)?,
         };
-        Ok(Some(Edit {
+        Ok(LeafEdit::Replace(Edit {
             span,
             replacement: json::quote(&replacement),
         }))
@@ -755,6 +784,32 @@ mod tests {
             .unwrap();
         let v: serde_json::Value = serde_json::from_str(p.body.as_deref().unwrap()).unwrap();
         assert_eq!(v["users"][0]["card"], "************1111");
+    }
+
+    /// Dropped neighbours: each took one comma on its own, so the last of a run at an object's
+    /// end once overlapped the one before it and was kept.
+    #[test]
+    fn neighbouring_drops_all_go() {
+        let policy = Policy {
+            rules: vec![Rule {
+                classes: vec![],
+                fields: ["secret_1", "secret_2", "secret_3", "secret_4"]
+                    .iter()
+                    .map(|f| FieldPattern::parse(f).unwrap())
+                    .collect(),
+                routes: vec![],
+                action: Action::Drop,
+                allow_scopes: vec![],
+            }],
+            ..Policy::default()
+        };
+        let (out, _) = run(
+            &policy,
+            r#"{"a": 1, "secret_1": "x", "secret_2": "y", "list": ["s", {"secret_3": 3, "secret_4": 4}]}"#,
+        );
+        assert_eq!(out, r#"{"a": 1, "list": ["s", {}]}"#);
+        let (out, _) = run(&policy, r#"{"secret_1": "x", "secret_2": "y"}"#);
+        assert_eq!(out, "{}");
     }
 
     #[test]
