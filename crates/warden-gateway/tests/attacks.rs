@@ -78,6 +78,11 @@ fn attacks() -> Vec<Case> {
         ("a php session file uploaded by name", "PUT", "/upload".into(), vec![("x-filename", "sess_d8ew88tqmabdcokhumchy8htqm")], "x".into()),
         ("a java gadget chain in base64 in a cookie", "GET", "/".into(), vec![("cookie", "state=AQJvcmcuYXBhY2hlLmNvbW1vbnMuY29sbGVjdGlvbnMuZnVuY3RvcnMuSW52b2tlclRyYW5zZm9ybWVy")], String::new()),
         ("a java type name for a polymorphic deserialiser in JSON", "POST", "/import".into(), vec![JSON], r#"{"@type":"java.lang.Runtime"}"#.into()),
+        ("a blind sqli fragment in form", "POST", "/items".into(), vec![FORM], "filter=AND+2771%3D1709%29".into()),
+        ("quotes around an operator in query", "GET", "/items?name=x%27%20OR%20%27y".into(), vec![], String::new()),
+        ("the head of a sql call in form", "POST", "/items".into(), vec![FORM], "sort=floor%28".into()),
+        ("a command line in user-agent", "GET", "/".into(), vec![("user-agent", "ansible all -m ping")], String::new()),
+        ("a form sent as text/plain with a java type name", "POST", "/import".into(), vec![("content-type", "text/plain")], "type=java.lang.String".into()),
     ]
 }
 
@@ -160,6 +165,9 @@ async fn harmless_look_alikes_pass() {
         ("GET", "/posts?created__gte=2024-01-01&author__name__startswith=Ann&device__token=t1", vec![], String::new()),
         ("POST", "/lambda", vec![JSON], r#"{"zip":"eyJydW50aW1lIjoibm9kZWpzMjAueCIsImhhbmRsZXIiOiJpbmRleC5oYW5kbGVyIn0="}"#.into()),
         ("POST", "/errors", vec![JSON], r#"{"trace":"java.lang.IllegalStateException: closed at com.example.Pool.get(Pool.java:88)"}"#.into()),
+        ("GET", "/search?q=Say%20%27hi%27%20or%20%27bye%27&price=or%20best%20offer&limit=Max%20(2%20per%20order)", vec![], String::new()),
+        ("GET", "/search?q=ls%20-la%20shows%20hidden%20files", vec![("user-agent", "curl/8.5.0")], String::new()),
+        ("POST", "/notes", vec![("content-type", "text/plain")], "Remember: total = price * qty".into()),
     ];
     for (method, path, headers, body) in harmless {
         let (s, _, b) = send(&client, request(&gw, method, path, &headers, &body)).await;

@@ -70,7 +70,7 @@ fn inspect_with(
     if !req.body.is_empty() {
         if content_type.contains("json") {
             if !i.json(&req.body) {
-                i.text(&req.body);
+                i.unparsed(&req.body);
             }
         } else if content_type.contains("xml")
             || content_type.contains("multipart")
@@ -309,14 +309,22 @@ fn main() {
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--explain") {
-        // `--explain 'q=...&r=...' [PARANOIA]`: the findings for one query string.
+        // `--explain 'q=...&r=...' [PARANOIA] [--form]`: the findings for one query string
+        // (or form body).
         let p = args.get(i + 2).and_then(|p| p.parse().ok()).unwrap_or(1);
         let settings = Settings {
             paranoia: p,
             ..Settings::default()
         };
         let mut insp = Inspector::new(&settings, 1 << 20);
-        insp.params(args.get(i + 1).map_or("", String::as_str), false);
+        // `--form`: read it as a form body instead.
+        // `header:NAME:VALUE`: one request header instead.
+        let form = args.iter().any(|a| a == "--form");
+        let what = args.get(i + 1).map_or("", String::as_str);
+        match what.strip_prefix("header:").and_then(|h| h.split_once(':')) {
+            Some((name, value)) => insp.header(name, value),
+            None => insp.params(what, form),
+        }
         println!("{:#?}", insp.finish());
         return;
     }
@@ -328,13 +336,18 @@ fn main() {
     let mut subsets: BTreeMap<String, Tally> = BTreeMap::new();
     let mut legit: BTreeMap<String, Tally> = BTreeMap::new();
     let mut crs_negative: BTreeMap<String, Tally> = BTreeMap::new();
+    // MISSES_AT=PL: the misses and false alarms listed are those at that paranoia level (1).
+    let listed = std::env::var("MISSES_AT")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(0, |p| p.clamp(1, 4) - 1);
     let count = |table: &mut BTreeMap<String, Tally>, key: &str, req: &Req, label: &str| {
         let t = table.entry(key.to_string()).or_default();
         t.total += 1;
         for (i, s) in levels.iter().enumerate() {
             if inspect(req, s) >= s.threshold {
                 t.flagged[i] += 1;
-            } else if i == 0 && t.misses.len() < 400 {
+            } else if i == listed && t.misses.len() < 400 {
                 t.misses.push(label.to_string());
             }
         }
@@ -418,7 +431,7 @@ fn main() {
             for (i, s) in levels.iter().enumerate() {
                 if inspect(req, s) >= s.threshold {
                     t.flagged[i] += 1;
-                    if i == 0 && t.misses.len() < 400 {
+                    if i == listed && t.misses.len() < 400 {
                         t.misses.push(label.clone());
                     }
                 }
@@ -432,7 +445,7 @@ fn main() {
             for (i, s) in levels.iter().enumerate() {
                 if inspect(&req, s) >= s.threshold {
                     t.flagged[i] += 1;
-                    if i == 0 && t.misses.len() < 400 {
+                    if i == listed && t.misses.len() < 400 {
                         t.misses.push(label.clone());
                     }
                 }
@@ -545,13 +558,13 @@ fn main() {
             .unwrap_or(60);
         let one_line = |m: &str| m.chars().take(300).collect::<String>().replace('\n', "⏎");
         for (k, t) in &attacks {
-            println!("\n### missed at PL1: {k}");
+            println!("\n### missed at PL{}: {k}", listed + 1);
             for m in t.misses.iter().take(shown) {
                 println!("  {}", one_line(m));
             }
         }
         for (k, t) in legit.iter().chain(crs_negative.iter()) {
-            println!("\n### false alarms at PL1: {k}");
+            println!("\n### false alarms at PL{}: {k}", listed + 1);
             for m in t.misses.iter().take(shown) {
                 println!("  {}", one_line(m));
             }

@@ -290,7 +290,7 @@ impl Check for AttackDetectionCheck {
                         match kind {
                             BodyKind::Json => {
                                 if !inspector.json(&text) {
-                                    inspector.text(&text);
+                                    inspector.unparsed(&text);
                                 }
                             }
                             BodyKind::Form => inspector.params(&text, true),

@@ -582,6 +582,9 @@ fn standalone(l: &str, u: Option<&str>, place: Place) -> Option<&'static str> {
             }
         }
     }
+    if !place.is_free_text() && command_line(view_of(t, u)) {
+        return Some("command-line");
+    }
     // `time sh -c id`, and the prefix disguised: `ti''me who`, `"time" who`.
     let view = u.map_or(t, str::trim_start);
     if !prefix(first_word(view.trim_start_matches(['"', '\'']))) {
@@ -591,6 +594,85 @@ fn standalone(l: &str, u: Option<&str>, place: Place) -> Option<&'static str> {
     let (word, rest) = prefixed(rest);
     (rare_cmd(word) && boundary(rest) || wordlike(word) && attacker_args(word, rest))
         .then_some("prefixed-command")
+}
+
+/// The value as the shell reads it, where quotes or escapes changed it.
+fn view_of<'a>(t: &'a str, u: Option<&'a str>) -> &'a str {
+    u.map_or(t, str::trim_start)
+}
+
+/// Tools whose name is no word of any language and that nobody types into a form field: named
+/// alone, they are a command line.
+fn unmistakable(word: &str) -> bool {
+    matches!(
+        word,
+        "whoami"
+            | "visudo"
+            | "cscli"
+            | "ifconfig"
+            | "ipconfig"
+            | "systeminfo"
+            | "tasklist"
+            | "netstat"
+            | "uname"
+            | "lastlog"
+            | "msfconsole"
+            | "certutil"
+            | "bitsadmin"
+            | "ssh-copy-id"
+    ) || word.len() > 8 && (word.starts_with("ansible-") || word.starts_with("chef-"))
+}
+
+/// An option as a command takes it: `-m`, `-la`, `--version`, not `-to-head` or `-5`.
+fn option_token(tok: &str) -> bool {
+    let tok = tok.trim_end_matches(['\'', '"']);
+    if let Some(long) = tok.strip_prefix("--") {
+        return long.len() >= 2
+            && long.as_bytes()[0].is_ascii_alphabetic()
+            && long.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    }
+    tok.strip_prefix('-').is_some_and(|short| {
+        (1..=4).contains(&short.len()) && short.bytes().all(|b| b.is_ascii_alphabetic())
+    })
+}
+
+/// The whole value is a command line (outside free text): a tool no form field names, given an
+/// option or a path (`ansible all -m ping`, `gunzip -c /var/log/x.gz`) or alone if its name is
+/// unmistakable (`visudo`, `cscli alerts list`, `ansible-config dump`). Of the commands that are
+/// also words only those seldom written with an option in prose count (`env --version`, `find
+/// /etc -name passwd`), so "head -to-head" and "set 8 -mini as" pass, and a line with three
+/// words of prose is a sentence about a command.
+fn command_line(t: &str) -> bool {
+    let (word, rest) = command_word(t);
+    if word.is_empty() || !boundary(rest) {
+        return false;
+    }
+    let args = || {
+        rest.split([' ', '\t'])
+            .filter(|a| !a.is_empty())
+            .take(8)
+            .any(|a| {
+                option_token(a)
+                    || a.len() > 1
+                        && (a.starts_with('/') && a.as_bytes()[1].is_ascii_alphabetic()
+                            || a.starts_with("~/"))
+            })
+    };
+    if unmistakable(word) {
+        return true;
+    }
+    // A sentence about a command ("ls -la shows hidden files") has words a command line lacks.
+    let prose = rest
+        .split([' ', '\t'])
+        .filter(|a| a.len() >= 3 && a.bytes().all(|b| b.is_ascii_alphabetic()))
+        .count();
+    let tool = if rare_cmd(word) {
+        prose <= 2
+    } else {
+        // `ping -c means count`: a word-like command needs fewer.
+        matches!(word, "cat" | "ls" | "env" | "printenv" | "ping" | "find") && prose <= 1
+    };
+    tool && args()
 }
 
 /// What may follow a command's name: nothing, a space, or shell syntax.
@@ -656,6 +738,10 @@ pub fn outside_json(l: &str) -> bool {
             let w = first_word(t);
             prefix(w)
                 || w == "alias"
+                || !w.is_empty() && {
+                    let (word, _) = command_word(t);
+                    rare_cmd(word) || wordlike(word) || unmistakable(word)
+                }
                 || ["/bin/", "/usr/", "/sbin/"]
                     .iter()
                     .any(|d| t.starts_with(d))
@@ -929,6 +1015,36 @@ mod tests {
             "see the ansible docs; knife skills",
         ] {
             assert!(!blocked(s, Place::Query), "{s}");
+        }
+    }
+
+    #[test]
+    fn whole_value_command_lines() {
+        for (s, place) in [
+            ("ansible all -m ping", Place::Form),
+            ("ansible-config dump", Place::Query),
+            ("cscli alerts list", Place::Header),
+            ("'cscli' alerts list", Place::Form),
+            ("visudo", Place::Cookie),
+            ("gunzip -c /var/log/secrets.gz", Place::Form),
+            ("env --version", Place::Header),
+            ("find /etc -name passwd", Place::Form),
+        ] {
+            assert!(blocked(s, place), "{s}");
+        }
+        for (s, place) in [
+            ("ls -la shows hidden files", Place::Query),
+            ("gcc -O2 tips and tricks", Place::Query),
+            ("head -to-head", Place::Query),
+            ("set 8 -mini as", Place::Query),
+            ("python", Place::Query),
+            ("chef report nodes", Place::Query),
+            ("ping -5", Place::Query),
+            ("ping -c means count", Place::Query),
+            // In JSON text a command line is a message.
+            ("ansible all -m ping", Place::JsonString),
+        ] {
+            assert!(!blocked(s, place), "{s}");
         }
     }
 

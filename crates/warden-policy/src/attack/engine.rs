@@ -158,7 +158,10 @@ fn repeats(place: Place) -> bool {
 pub fn detect(v: &super::Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     let m = signals::triggered(&v.lower);
     let on = |d| signals::has(m, d);
-    if on(Detector::Sqli) || v.separated.is_some() {
+    if on(Detector::Sqli)
+        || v.separated.is_some()
+        || place != Place::JsonString && sqli::wakes(&v.lower)
+    {
         sqli::check_cued(v, place, Some(m), out);
     }
     // Entities and escapes can spell markup that no byte of the raw value gives away.
@@ -587,8 +590,26 @@ impl<'s> Inspector<'s> {
         visit(self, value, &mut Vec::new());
     }
 
-    /// A body inspected as one value (XML, text, or JSON that did not parse).
+    /// A body inspected as one value (XML, text). One whose bytes are a form (`a=1&b=2`: one
+    /// line, no spaces) or JSON whatever its declared type is also read as that: a backend that
+    /// ignores the content type (many frameworks parse what arrives) sees those fields, so the
+    /// detectors look at them where they stand.
     pub fn text(&mut self, body: &str) {
+        self.unparsed(body);
+        let t = body.trim();
+        if t.starts_with(['{', '[']) {
+            self.json(t);
+        } else if !t.is_empty()
+            && t.contains('=')
+            && !t.starts_with(['=', '<', '"', '\''])
+            && !t.bytes().any(|b| b.is_ascii_whitespace() || b == b'<')
+        {
+            self.params(t, true);
+        }
+    }
+
+    /// A body inspected as one value only: JSON that did not parse, read as text.
+    pub fn unparsed(&mut self, body: &str) {
         self.value(Place::Body, body, Encoding::Plain, || "body".to_string());
     }
 
@@ -896,6 +917,25 @@ mod tests {
         i.text(&long);
         let r = i.finish();
         assert!(r.incomplete && r.inspected == 1000);
+    }
+
+    #[test]
+    fn text_bodies_shaped_as_forms_or_json_are_read_as_such() {
+        let s = Settings::default();
+        // Critical as a form field, only a mention in prose.
+        let r = report(|i| i.text("test=java.lang.String"), &s);
+        assert!(
+            r.score >= 5 && r.findings.iter().any(|f| f.location == "form.test"),
+            "{r:?}"
+        );
+        let r = report(|i| i.text(r#"{"user__password__startswith":"a"}"#), &s);
+        assert!(r.score >= 5, "{r:?}");
+        // Prose with an equals sign is not a form; JSON that failed to parse is read once.
+        for body in ["we set x=java.lang.String here", "a = b"] {
+            assert!(report(|i| i.text(body), &s).score < 5, "{body}");
+        }
+        let r = report(|i| i.unparsed("test=java.lang.Runtime"), &s);
+        assert!(r.findings.iter().all(|f| f.location == "body"), "{r:?}");
     }
 
     #[test]

@@ -264,7 +264,9 @@ fn stacked_statement(c: &str) -> bool {
 
 /// A quote closed, then a boolean operator, and a comment cutting off the rest of the query:
 /// `admin' or 1--`, `x' and not f(id)-- -`, `' || 'a'#`.
-fn quote_boolean_comment(c: &str) -> bool {
+/// Outside free text (`any_operator`), any operator after the quote counts: `x'|email--`,
+/// `id'not like id--`.
+fn quote_boolean_comment(c: &str, any_operator: bool) -> bool {
     let end = c.trim_end();
     let commented = end.ends_with("--")
         || end.ends_with("-- -")
@@ -279,7 +281,281 @@ fn quote_boolean_comment(c: &str) -> bool {
         ["or ", "and ", "xor ", "||", "&&", "or(", "and("]
             .iter()
             .any(|op| rest.starts_with(op))
+            || any_operator && c.as_bytes()[p] == b'\'' && operator_at(rest).is_some()
     })
+}
+
+/// SQL's infix operators, as symbols (`|`, `<=>`, `!=`, `+`) or words (`or`, `div`, `sounds like`):
+/// the length of the one that starts `s`, if any. A run of symbols counts as one (`=+`, `!!`).
+fn operator_at(s: &str) -> Option<usize> {
+    let symbols = s
+        .bytes()
+        .take_while(|b| b"|^/*-+%<>=!~&".contains(b))
+        .count();
+    if symbols > 0 {
+        return Some(symbols);
+    }
+    const WORDS: [&str; 13] = [
+        "or", "and", "xor", "div", "mod", "like", "rlike", "regexp", "glob", "is", "not", "sounds",
+        "between",
+    ];
+    let word = s
+        .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .unwrap_or(s.len());
+    WORDS.contains(&&s[..word]).then_some(word)
+}
+
+/// Whether `s` ends with an operator (see [`operator_at`]).
+fn ends_with_operator(s: &str) -> bool {
+    let s = s.trim_end();
+    if s.ends_with(|c: char| "|^/*-+%<>=!~&".contains(c)) {
+        return true;
+    }
+    let word = s
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !c.is_ascii_alphanumeric() && *c != '_')
+        .map_or(0, |(p, c)| p + c.len_utf8());
+    word < s.len() && operator_at(&s[word..]) == Some(s.len() - word)
+}
+
+/// The first quote of the value closes a string the query opened, an operator follows, and the
+/// next quote opens one again to swallow the query's own closing quote: `x' OR 'y`,
+/// `abc' = !!'0`, `1'*column-0-'0`, `' | '`. A quote that follows a letter and precedes a letter
+/// is an apostrophe (`O'Brien`) unless an operator word follows it (`aa'like-'aa`); a quoted word
+/// (`say 'hi' or 'bye'`) opens before it closes, so it does not count. Single quotes only:
+/// double ones are inch marks and exact phrases in searches (`8.5x11"-300 dpi`, `"a" - "b"`).
+fn quote_operator_quote(c: &str, q: char) -> bool {
+    let Some(first) = c.find(q) else {
+        return false;
+    };
+    let before = c[..first].chars().next_back();
+    let after = &c[first + 1..];
+    let closes = match before {
+        None => !after.starts_with(|ch: char| ch.is_alphanumeric()),
+        Some(b) => {
+            (b.is_ascii_alphanumeric() || b == ')')
+                && (!after.starts_with(|ch: char| ch.is_alphanumeric())
+                    || operator_at(after).is_some())
+        }
+    };
+    if !closes {
+        return false;
+    }
+    let Some(next) = after.find(q) else {
+        return false;
+    };
+    let between = after[..next].trim();
+    // `x'*'''`: a run of quotes is padding, not a string reopened.
+    !after[next + 1..].starts_with(q)
+        && !between.is_empty()
+        && operator_at(between).is_some()
+        && ends_with_operator(between)
+}
+
+/// A boolean operator, an operand and a comparison, at the start of the value or right after the
+/// quote that closes the query's string: the fragment a blind injection appends
+/// (`AND 2771=1709)`, `|| langCode == '`, `&&(l=!0)`, `test' or 1=`, `xor 'b' >`).
+fn boolean_fragment(c: &str) -> bool {
+    let at_start = |s: &str| {
+        let s = s.trim_start_matches([' ', '(']);
+        let op = ["and", "or", "xor", "&&", "||"].iter().find_map(|op| {
+            let rest = s.strip_prefix(op)?;
+            let word = op.as_bytes()[0].is_ascii_alphabetic();
+            (!word || rest.starts_with([' ', '('])).then_some(rest)
+        });
+        let Some(rest) = op else {
+            return false;
+        };
+        let rest = rest.trim_start_matches([' ', '(']);
+        let operand = if let Some(q) = rest.strip_prefix(['\'', '"']) {
+            q.find(['\'', '"']).map_or(rest.len(), |e| e + 2)
+        } else {
+            rest.find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_' || ch == '.'))
+                .unwrap_or(rest.len())
+        };
+        operand > 0
+            && rest[operand.min(rest.len())..]
+                .trim_start()
+                .starts_with(['=', '<', '>', '!'])
+    };
+    if at_start(c) {
+        return true;
+    }
+    c.match_indices(['\'', '"'])
+        .take(4)
+        .any(|(p, _)| p > 0 && c.as_bytes()[p - 1].is_ascii_alphanumeric() && at_start(&c[p + 1..]))
+}
+
+/// Functions a fragment calls: `floor(`, `MAX(`, `version=(` as the whole value, the head of a
+/// call the rest of the query completes. (Searched only for a value ending in `(`.)
+const FRAGMENT_FUNCTIONS: &[&str] = &[
+    "abs",
+    "acos",
+    "ascii",
+    "asin",
+    "atan",
+    "atan2",
+    "avg",
+    "bin",
+    "bit_length",
+    "ceil",
+    "ceiling",
+    "char",
+    "char_length",
+    "charindex",
+    "chr",
+    "coalesce",
+    "compress",
+    "concat",
+    "concat_ws",
+    "conv",
+    "convert",
+    "cos",
+    "cot",
+    "count",
+    "crc32",
+    "curdate",
+    "current_date",
+    "current_time",
+    "current_user",
+    "curtime",
+    "database",
+    "date",
+    "date_add",
+    "date_format",
+    "datediff",
+    "day",
+    "dayname",
+    "dayofmonth",
+    "dayofweek",
+    "dayofyear",
+    "decode",
+    "default",
+    "degrees",
+    "elt",
+    "encode",
+    "exp",
+    "extract",
+    "field",
+    "find_in_set",
+    "floor",
+    "format",
+    "from_base64",
+    "from_unixtime",
+    "greatest",
+    "hex",
+    "hour",
+    "if",
+    "ifnull",
+    "iif",
+    "in",
+    "inet_aton",
+    "insert",
+    "instr",
+    "isnull",
+    "lcase",
+    "least",
+    "left",
+    "len",
+    "length",
+    "ln",
+    "local",
+    "localtime",
+    "locate",
+    "log",
+    "log10",
+    "log2",
+    "lower",
+    "lpad",
+    "ltrim",
+    "make_set",
+    "max",
+    "md5",
+    "mid",
+    "min",
+    "minute",
+    "month",
+    "monthname",
+    "now",
+    "nullif",
+    "oct",
+    "ord",
+    "password",
+    "pi",
+    "position",
+    "pow",
+    "power",
+    "quarter",
+    "quote",
+    "radians",
+    "rand",
+    "repeat",
+    "replace",
+    "reverse",
+    "right",
+    "round",
+    "rpad",
+    "rtrim",
+    "schema",
+    "second",
+    "sha",
+    "sha1",
+    "sha2",
+    "sign",
+    "sin",
+    "soundex",
+    "space",
+    "sqrt",
+    "strcmp",
+    "substr",
+    "substring",
+    "sum",
+    "sysdate",
+    "tan",
+    "time",
+    "timestamp",
+    "to_base64",
+    "trim",
+    "ucase",
+    "uncompress",
+    "unhex",
+    "upper",
+    "user",
+    "uuid",
+    "values",
+    "version",
+    "week",
+    "weekday",
+    "year",
+];
+
+/// The whole value is a SQL function's name and an opening bracket, with at most symbols
+/// between (`floor(`, `FLOOR (`, `length||(`, `date]=(`, `select char(`).
+fn function_fragment(c: &str) -> bool {
+    let t = c.trim();
+    if !t.ends_with('(') {
+        return false;
+    }
+    let t = t.strip_prefix("select ").unwrap_or(t);
+    let name = t
+        .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+        .unwrap_or(t.len());
+    name > 0
+        && t[name..t.len() - 1]
+            .bytes()
+            .all(|b| !b.is_ascii_alphanumeric() && b != b'_')
+        && FRAGMENT_FUNCTIONS.contains(&&t[..name])
+}
+
+/// Whether a value with no other SQL trigger may still be a fragment the rules above read:
+/// it starts with a boolean operator or ends with an opening bracket.
+pub(crate) fn wakes(l: &str) -> bool {
+    let t = l.trim_start_matches([' ', '(']);
+    let b = t.as_bytes();
+    (matches!(b.first(), Some(b'a' | b'o' | b'x'))
+        && (t.starts_with("and") || t.starts_with("or") || t.starts_with("xor")))
+        || l.trim_end().ends_with('(')
 }
 
 /// SQL functions an injection reaches for to build strings, compare or branch (`concat(`,
@@ -400,7 +676,7 @@ fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> b
         // MySQL's executable comment: code hidden from everything but MySQL.
         return rule(out, "mysql-executable-comment", CRITICAL);
     }
-    if quote && quote_boolean_comment(c) {
+    if quote && quote_boolean_comment(c, !free_text) {
         return rule(out, "quote-boolean-comment", CRITICAL);
     }
     if semi && stacked_statement(c) {
@@ -424,6 +700,15 @@ fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> b
     }
     if free_text {
         return false;
+    }
+    if quote && quote_operator_quote(c, '\'') {
+        return rule(out, "quote-operator-quote", CRITICAL);
+    }
+    if boolean_fragment(c) {
+        return rule(out, "boolean-fragment", CRITICAL);
+    }
+    if paren && function_fragment(c) {
+        return rule(out, "function-fragment", CRITICAL);
     }
     if paren && (injected_function_call(c) || conditional(c)) || quote && json_sql(c) {
         return rule(out, "sql-expression", CRITICAL);
@@ -561,6 +846,17 @@ mod tests {
             ", FIND_IN_SET('22', Category )",
             "OR '{\"a\":2}' -> '$.a' = 2",
             "x case when 1=1 then 1 else 0 end",
+            // Fragments: a quote closed, an operator, a quote reopened; a boolean operator with a
+            // comparison; a function's name and its bracket; a quote, an operator, a comment.
+            "A' OR 'B",
+            "abc' = !!'0",
+            "' | '",
+            "AND 2771=1709)",
+            "|| langCode == '",
+            "test' or 1=",
+            "floor(",
+            "date]=(",
+            "x'|email--",
         ] {
             assert!(!hits(s, Place::Query).is_empty(), "{s}");
         }
@@ -598,6 +894,27 @@ mod tests {
                 hits(s, Place::JsonString).is_empty(),
                 "{s}: {:?}",
                 hits(s, Place::JsonString)
+            );
+        }
+    }
+
+    /// Look-alikes of the fragment rules, where they apply: as query values.
+    #[test]
+    fn fragment_lookalikes_pass_in_queries() {
+        for s in [
+            "Say 'hi' or 'bye'",
+            "the kids' - and the parents' - room",
+            "or best offer",
+            "and 3 more = 10 total",
+            "Max (2 per order)",
+            "\"MOD\" \"KITCHEN\"",
+            "8.5x11\"-300 dpi --",
+            "misterglas.dk'*''''",
+        ] {
+            assert!(
+                hits(s, Place::Query).is_empty(),
+                "{s}: {:?}",
+                hits(s, Place::Query)
             );
         }
     }
