@@ -82,6 +82,8 @@ fn attacks() -> Vec<Case> {
         ("quotes around an operator in query", "GET", "/items?name=x%27%20OR%20%27y".into(), vec![], String::new()),
         ("the head of a sql call in form", "POST", "/items".into(), vec![FORM], "sort=floor%28".into()),
         ("a command line in user-agent", "GET", "/".into(), vec![("user-agent", "ansible all -m ping")], String::new()),
+        ("a whole pair encoded into a form name", "POST", "/items".into(), vec![FORM], "pay%3DAND+2771%3D1709%29".into()),
+        ("a table definition in query", "GET", "/q?sql=ALTER%20TABLE%20%60users%60%20ADD%20%60admin%60%20INT".into(), vec![], String::new()),
         ("a form sent as text/plain with a java type name", "POST", "/import".into(), vec![("content-type", "text/plain")], "type=java.lang.String".into()),
     ]
 }
@@ -166,6 +168,7 @@ async fn harmless_look_alikes_pass() {
         ("POST", "/lambda", vec![JSON], r#"{"zip":"eyJydW50aW1lIjoibm9kZWpzMjAueCIsImhhbmRsZXIiOiJpbmRleC5oYW5kbGVyIn0="}"#.into()),
         ("POST", "/errors", vec![JSON], r#"{"trace":"java.lang.IllegalStateException: closed at com.example.Pool.get(Pool.java:88)"}"#.into()),
         ("GET", "/search?q=Say%20%27hi%27%20or%20%27bye%27&price=or%20best%20offer&limit=Max%20(2%20per%20order)", vec![], String::new()),
+        ("GET", "/search?q=drop%20table%20lamp&when=Select%20a%20date&n=1%20%3D%20one", vec![], String::new()),
         ("GET", "/search?q=ls%20-la%20shows%20hidden%20files", vec![("user-agent", "curl/8.5.0")], String::new()),
         ("POST", "/notes", vec![("content-type", "text/plain")], "Remember: total = price * qty".into()),
     ];

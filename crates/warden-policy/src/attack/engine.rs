@@ -411,6 +411,11 @@ impl<'s> Inspector<'s> {
             };
             self.value(name_place, name, Encoding::Form, label);
             self.value(value_place, value, Encoding::Form, label);
+            // `pay%3DAND+1%3D1`: a whole pair encoded into a name, which an application that
+            // decodes twice reads as `pay` = `AND 1=1`; its value is a value.
+            if let Some(at) = name.find("%3D").or_else(|| name.find("%3d")) {
+                self.value(value_place, &name[at + 3..], Encoding::Form, label);
+            }
             if !form && session_id_name(name) && !value.is_empty() {
                 self.rule(
                     Detector::Session,

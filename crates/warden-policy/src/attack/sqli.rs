@@ -548,14 +548,161 @@ fn function_fragment(c: &str) -> bool {
         && FRAGMENT_FUNCTIONS.contains(&&t[..name])
 }
 
+/// SQL that starts the value (after a quote, bracket or `;` that ends the query's own text): a
+/// definition (`ALTER TABLE`, `CREATE FUNCTION`), `EXECUTE IMMEDIATE`, a `SELECT` whose list no
+/// sentence has (`select *`, `select(`, `select if(`, `select 1,2,3`), `SET @var`, or `'; ` and
+/// `' union …` with no quote closing them. "Select a date" and `"Union Station"` pass.
+fn statement_head(c: &str) -> bool {
+    let lead = c.len() - c.trim_start_matches([' ', '(', ';', '\'', '"', '`']).len();
+    let head = &c[..lead];
+    let t = &c[lead..];
+    let word_end = t
+        .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+        .unwrap_or(t.len());
+    let (verb, rest) = t.split_at(word_end);
+    let after = rest.trim_start();
+    let next = after
+        .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+        .unwrap_or(after.len());
+    let next_word = &after[..next];
+    let quoted = head.contains(['\'', '"']);
+    // An opening quote that a later one closes is a quoted phrase, not a broken-out string.
+    let unclosed = |q: char| head.contains(q) && !t.contains(q);
+    match verb {
+        "alter" | "create" | "drop" | "truncate" => {
+            // Then a name: quoted, or one identifier that ends the value or opens a bracket
+            // (`create table persons`, `create function f (`); "create table of contents"
+            // and "drop table lamp" (furniture) pass.
+            let object = matches!(
+                next_word,
+                "table"
+                    | "function"
+                    | "procedure"
+                    | "view"
+                    | "database"
+                    | "index"
+                    | "trigger"
+                    | "user"
+            );
+            let name = after[next..].trim_start();
+            let quoted_name = name.starts_with(['`', '"', '[']);
+            let ident = name
+                .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_' || ch == '.'))
+                .unwrap_or(name.len());
+            let tail = name[ident..].trim_start();
+            let one_name = ident > 0 && (tail.is_empty() || tail.starts_with(['(', ';']));
+            object && (quoted_name || one_name && verb != "drop")
+                || quoted && (unclosed('\'') || unclosed('"'))
+        }
+        "execute" => next_word == "immediate",
+        "set" => after.starts_with('@'),
+        "select" => {
+            after.starts_with(['*', '(', '@'])
+                || after[next..].trim_start().starts_with('(')
+                    && (FRAGMENT_FUNCTIONS.contains(&next_word)
+                        || matches!(next_word, "sleep" | "pg_sleep" | "benchmark"))
+                || {
+                    // A list of numbers or columns: `select 1,2,3`, `select a.id, @x from`;
+                    // "select red, blue, green" is a sentence.
+                    let list = after.split(" from").next().unwrap_or(after);
+                    let items = || list.split(',').map(str::trim);
+                    list.contains(',')
+                        && items().all(|x| {
+                            !x.is_empty()
+                                && x.bytes()
+                                    .all(|b| b.is_ascii_alphanumeric() || b"_.@`()".contains(&b))
+                        })
+                        && items().any(|x| {
+                            x.bytes().all(|b| b.is_ascii_digit()) || x.contains(['@', '`', '.'])
+                        })
+                }
+                || quoted && (unclosed('\'') || unclosed('"'))
+        }
+        "union" | "insert" | "update" | "delete" | "exec" => {
+            quoted && (unclosed('\'') || unclosed('"'))
+        }
+        // `';`, `'; print`: a string closed and the statement ended.
+        _ => head.starts_with(['\'', '"']) && head[1..].trim_start().starts_with(';'),
+    }
+}
+
+/// `) AS total FROM`, `` ` AS `id` from ``, `6 as" from`: the end of a select list, an alias and
+/// `FROM`, after a bracket, quote or number that ends an expression.
+fn alias_from(c: &str) -> bool {
+    c.match_indices(" as ").any(|(p, _)| {
+        let before = c[..p].trim_end_matches(' ').as_bytes().last();
+        let expr_end = before.is_some_and(|b| b.is_ascii_digit() || b"`\"')".contains(b));
+        let rest = c[p + 4..].trim_start_matches(['`', '"', '\'', ' ']);
+        let alias = rest
+            .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+            .unwrap_or(rest.len());
+        expr_end
+            && alias > 0
+            && rest[alias..]
+                .trim_start_matches(['`', '"', '\'', ' '])
+                .starts_with("from")
+    })
+}
+
+/// The whole value compares two literals (`1=1`, `42<=>42`, `'1' not regexp '2'`, `1 is not 2`):
+/// the tautology an injection tests with. Ranges (`<`, `>=`) are left to filters.
+fn literal_comparison(c: &str) -> bool {
+    let literal = |s: &str| -> Option<usize> {
+        if let Some(q) = s.strip_prefix(['\'', '"']) {
+            return q.find(['\'', '"']).map(|e| e + 2);
+        }
+        let n = s
+            .find(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
+            .unwrap_or(s.len());
+        (n > 0).then_some(n)
+    };
+    let t = c.trim();
+    let Some(a) = literal(t) else {
+        return false;
+    };
+    let rest = t[a..].trim_start();
+    let op = ["<=>", "!=", "<>", "==", "="]
+        .iter()
+        .find(|o| rest.starts_with(*o))
+        .map(|o| o.len())
+        .or_else(|| {
+            [
+                "is not ",
+                "not regexp ",
+                "not like ",
+                "regexp ",
+                "rlike ",
+                "like ",
+                "glob ",
+            ]
+            .iter()
+            .find(|o| rest.starts_with(*o))
+            .map(|o| o.len())
+        });
+    let Some(op) = op else {
+        return false;
+    };
+    let rest = rest[op..].trim_start();
+    literal(rest).is_some_and(|b| rest[b..].trim().is_empty())
+}
+
 /// Whether a value with no other SQL trigger may still be a fragment the rules above read:
-/// it starts with a boolean operator or ends with an opening bracket.
+/// it starts with a boolean operator, a definition, a number or a closing bracket, or ends with
+/// an opening bracket.
 pub(crate) fn wakes(l: &str) -> bool {
     let t = l.trim_start_matches([' ', '(']);
     let b = t.as_bytes();
-    (matches!(b.first(), Some(b'a' | b'o' | b'x'))
-        && (t.starts_with("and") || t.starts_with("or") || t.starts_with("xor")))
-        || l.trim_end().ends_with('(')
+    let head = match b.first() {
+        Some(b'a' | b'o' | b'x' | b'c' | b't' | b's') => {
+            ["and", "or", "xor", "alter", "create", "truncate", "set "]
+                .iter()
+                .any(|w| t.starts_with(w))
+        }
+        // A literal that may be compared (`1=1`), or the end of an expression (`) as x from`).
+        Some(b'0'..=b'9' | b')') => true,
+        _ => false,
+    };
+    head || l.trim_end().ends_with('(')
 }
 
 /// SQL functions an injection reaches for to build strings, compare or branch (`concat(`,
@@ -710,6 +857,15 @@ fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> b
     if paren && function_fragment(c) {
         return rule(out, "function-fragment", CRITICAL);
     }
+    if statement_head(c) {
+        return rule(out, "statement", CRITICAL);
+    }
+    if c.contains(" as ") && alias_from(c) {
+        return rule(out, "alias-from", CRITICAL);
+    }
+    if literal_comparison(c) {
+        return rule(out, "literal-comparison", CRITICAL);
+    }
     if paren && (injected_function_call(c) || conditional(c)) || quote && json_sql(c) {
         return rule(out, "sql-expression", CRITICAL);
     }
@@ -857,6 +1013,17 @@ mod tests {
             "floor(",
             "date]=(",
             "x'|email--",
+            // Statements and clauses that start the value; literals compared.
+            "ALTER TABLE `mass_mails` CHANGE `a` `a` TEXT",
+            "CREATE TABLE Persons",
+            "EXECUTE IMMEDIATE \"",
+            "select(user(",
+            "select 1,2,3,user(",
+            "'union a",
+            "';",
+            ") AS orders FROM",
+            "42<=>42",
+            "1 is not 2",
         ] {
             assert!(!hits(s, Place::Query).is_empty(), "{s}");
         }
@@ -910,6 +1077,14 @@ mod tests {
             "\"MOD\" \"KITCHEN\"",
             "8.5x11\"-300 dpi --",
             "misterglas.dk'*''''",
+            "Select a date",
+            "\"Union Station\"",
+            "drop table lamp",
+            "create table of contents",
+            "select red, blue, green",
+            "select one (or more)",
+            "2024 as a year from now",
+            "1 = one",
         ] {
             assert!(
                 hits(s, Place::Query).is_empty(),
