@@ -264,6 +264,11 @@ const ENCODED_JAVA: [&[u8]; 17] = [
     b"JdbcRowSetImpl",
 ];
 
+/// The stream's magic and version with six bits of a neighbouring byte, at each of the three
+/// offsets (`rO0ABQ`, `KztAAU`, `Cs7QAF`): 36 bits, which chance puts in a megabyte of random
+/// base64 about once in twenty thousand blobs.
+const MAGIC_BASE64: [&str; 3] = ["rO0ABQ", "KztAAU", "Cs7QAF"];
+
 /// The base64 characters that depend on `word` alone when it starts `offset` bytes into the
 /// encoded data: the first ones share bits with the bytes before it, the last with those after.
 fn base64_core(word: &[u8], offset: usize) -> String {
@@ -305,6 +310,7 @@ pub fn encoded_java_walk(raw: &str) -> bool {
                 ENCODED_JAVA
                     .iter()
                     .flat_map(|w| (0..3).map(move |o| base64_core(w, o)))
+                    .chain(MAGIC_BASE64.iter().map(|m| m.to_string()))
             },
             raw,
         )
@@ -434,6 +440,10 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     }
     if l.contains("cos\nsystem") || l.contains("cposix\nsystem") || l.contains("c__builtin__") {
         out.push(Hit::new(Detector::Code, "python-pickle", CRITICAL, 1));
+        return;
+    }
+    if let Some(rule) = php_shape(l, &v.lower, place) {
+        out.push(Hit::new(Detector::Code, rule, place.shape_score(), 1));
         return;
     }
     static CALLED: Presence = Presence::new();
@@ -606,6 +616,141 @@ fn php_variable_call(lower: &str) -> bool {
     false
 }
 
+/// Settings of php.ini a request can reach (through `.user.ini`, `-d` to a CGI binary, or an
+/// application that passes `ini_set` its input): set in a value, they are an attack.
+const PHP_INI: [&str; 24] = [
+    "allow_url_include",
+    "allow_url_fopen",
+    "auto_prepend_file",
+    "auto_append_file",
+    "disable_functions",
+    "open_basedir",
+    "memory_limit",
+    "max_execution_time",
+    "extension_dir",
+    "include_path",
+    "unserialize_max_depth",
+    "display_errors",
+    "error_reporting",
+    "log_errors",
+    "error_log",
+    "upload_tmp_dir",
+    "post_max_size",
+    "upload_max_filesize",
+    "safe_mode",
+    "register_globals",
+    "session.save_path",
+    "session.serialize_handler",
+    "opcache.",
+    "mbstring.",
+];
+
+/// PHP functions a value names only to have them called: called as the whole value
+/// (`intval(foo)`, `strip_tags()`), they are a probe of an `eval` or a callback parameter.
+const PHP_FUNCTIONS: [&str; 24] = [
+    "intval",
+    "strval",
+    "printf",
+    "sprintf",
+    "print_r",
+    "strrev",
+    "str_replace",
+    "strip_tags",
+    "is_array",
+    "file_exists",
+    "gethostbyname",
+    "array_diff",
+    "array_map",
+    "date_add",
+    "checkdate",
+    "symlink",
+    "serialize",
+    "filegroup",
+    "fileowner",
+    "unpack",
+    "crypt",
+    "chroot",
+    "phpversion",
+    "getenv",
+];
+
+/// PHP's own syntax where a value is a token (outside free text; an error in it):
+/// - a callable expression: a bracketed or quoted name called, the statement ended
+///   (`[system][0](ls);`, `(sy.(st).em)('uname');`, `("sys"."tem")('id');`);
+/// - a variable variable: `$ {'a'}`, `${$a}`, `${'ff'}` (a quoted or `$` name inside, or a space
+///   after `$`, which no shell or template allows);
+/// - a php.ini setting assigned (`memory_limit = 512M`, `opcache.jit=1`);
+/// - a whole value that calls one of [`PHP_FUNCTIONS`], or a snake_case function of PHP's
+///   families (`array_…`, `str_…`, `file_…`, `posix_…`), with whatever gap PHP reads past.
+fn php_shape(l: &str, lower: &str, place: Place) -> Option<&'static str> {
+    let t = l.trim();
+    let b = t.as_bytes();
+    if t.ends_with(';') && t.contains('(') {
+        let called = ["](", ")(", "}(", "] (", ") (", "} ("]
+            .iter()
+            .any(|p| t.contains(p));
+        let concatenated = t.contains("'.'") || t.contains("\".\"") || t.contains("' . '");
+        let built = t.starts_with(['(', '[']) || t.contains("define(") || t.contains('$');
+        // Code, not a sentence with references in brackets ("see also (2)(b);").
+        let words = t
+            .split(' ')
+            .filter(|w| w.len() >= 3 && w.bytes().all(|c| c.is_ascii_alphabetic()))
+            .count();
+        // `"sys"."tem" ('id');`: a concatenated name called.
+        let quote_called = ["'(", "' (", "\"(", "\" ("].iter().any(|p| t.contains(p));
+        if (called && (concatenated || built) || quote_called && concatenated) && words <= 1 {
+            return Some("php-callable-expression");
+        }
+    }
+    if let Some(at) = memchr::memchr(b'$', b) {
+        let rest = t[at + 1..].trim_start_matches([' ', '\t']);
+        let spaced = rest.len() < t.len() - at - 1;
+        if let Some(inner) = rest.strip_prefix('{') {
+            let inner = inner.trim_start();
+            if spaced && !inner.is_empty() || inner.starts_with(['\'', '"', '$']) {
+                return Some("php-variable-variable");
+            }
+        }
+    }
+    if place.is_free_text() {
+        return None;
+    }
+    if let Some(eq) = t.find('=') {
+        let name = t[..eq].trim_end();
+        if PHP_INI.iter().any(|d| {
+            if d.ends_with('.') {
+                name.starts_with(d)
+            } else {
+                name == *d
+            }
+        }) {
+            return Some("php-ini-setting");
+        }
+    }
+    let name_end = t
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(t.len());
+    let name = &t[..name_end];
+    let family = [
+        "array_", "str_", "file_", "posix_", "mb_", "preg_", "ini_", "func_",
+    ]
+    .iter()
+    .any(|f| name.starts_with(f) && name.len() > f.len());
+    if name_end > 0 && (family || PHP_FUNCTIONS.contains(&name)) {
+        // Past the gap PHP reads past (on the view with comments in), a `(` and, at the end, `)`.
+        let raw_at = lower.find(name).map(|p| p + name.len());
+        let opens = raw_at.is_some_and(|p| {
+            let (k, _) = skip_gap(lower, p);
+            lower.as_bytes().get(k) == Some(&b'(')
+        });
+        let closes = t.trim_end_matches(';').trim_end().ends_with(')') || t.ends_with('(');
+        if opens && closes {
+            return Some("php-function-call");
+        }
+    }
+    None
+}
+
 /// `O:<len>:"<class>":<n>:{` or `a:<n>:{` as PHP's `serialize` writes them.
 fn php_serialized_object(l: &str) -> bool {
     let b = l.as_bytes();
@@ -633,6 +778,47 @@ mod tests {
     }
 
     #[test]
+    fn php_shapes_where_a_value_is_a_token() {
+        for s in [
+            "[system][0](ls);",
+            "(sy.(st).em)('uname');",
+            "( string ) \"sys\".\"t\".\"em\" ('uname');",
+            "$y = 'sys'.'tem';($y)('uname');",
+            "${'ff'}",
+            "$ {$a}",
+            "memory_limit = 512M",
+            "opcache.jit_max_polymorphic_calls=50",
+            "strip_tags()",
+            "intval(foo)",
+            "array_diff (",
+            "file_exists (\n\n)",
+        ] {
+            assert!(blocked(s, Place::Query), "{s}");
+        }
+        for s in [
+            "[1](#notes); see also (2)(b);",
+            "f(a)(b);",
+            "Total: ${total}",
+            "memory_limit is too low",
+            "str_replace vs preg_replace",
+            "printf is how C prints",
+            "engine=true",
+        ] {
+            assert!(!blocked(s, Place::Query), "{s}");
+        }
+        // In JSON text the shapes are an error, below the threshold alone.
+        assert!(!blocked("intval(foo)", Place::JsonString));
+    }
+
+    #[test]
+    fn java_magic_in_base64_at_each_offset() {
+        for s in ["rO0ABQ", "xKztAAUz", "abCs7QAFxx"] {
+            assert!(encoded_java(s), "{s}");
+        }
+        assert!(!encoded_java("rO0AAQ"));
+    }
+
+    #[test]
     fn every_encoded_pattern_holds_a_capital() {
         // `encoded_java` skips values without one.
         for w in ENCODED_JAVA {
@@ -655,11 +841,14 @@ mod tests {
             assert!(encoded_java(&b64(&data)), "offset {pad}");
             let mut stream = vec![b'z'; pad + 1];
             stream.extend_from_slice(b"\xac\xed\x00\x05sr\x00\x11java.util.HashMap");
-            // The magic alone is too short a pattern to trust inside a large blob.
+            // The magic's own 4-5 characters are too short a pattern to trust inside a large
+            // blob; only the six of MAGIC_BASE64 count (here at the end of the data, at offset
+            // 3, the padding's zero bits spell `rO0ABQ`).
             let mut short = vec![b'z'; pad + 1];
             short.extend_from_slice(b"\xac\xed\x00\x05");
-            assert!(
-                !encoded_java(&b64(&short)),
+            assert_eq!(
+                encoded_java(&b64(&short)),
+                pad == 2,
                 "bare magic at offset {}",
                 pad + 1
             );

@@ -687,8 +687,8 @@ fn literal_comparison(c: &str) -> bool {
 }
 
 /// Whether a value with no other SQL trigger may still be a fragment the rules above read:
-/// it starts with a boolean operator, a definition, a number or a closing bracket, or ends with
-/// an opening bracket.
+/// it starts with a boolean operator, a definition, a number, a closing bracket or a call, or
+/// ends with an opening bracket.
 pub(crate) fn wakes(l: &str) -> bool {
     let t = l.trim_start_matches([' ', '(']);
     let b = t.as_bytes();
@@ -702,7 +702,12 @@ pub(crate) fn wakes(l: &str) -> bool {
         Some(b'0'..=b'9' | b')') => true,
         _ => false,
     };
-    head || l.trim_end().ends_with('(')
+    // `chr(123)`: a value that opens with a call.
+    let name = t
+        .bytes()
+        .position(|c| !(c.is_ascii_alphanumeric() || c == b'_'))
+        .unwrap_or(t.len());
+    head || name > 0 && t[name..].trim_start().starts_with('(') || l.trim_end().ends_with('(')
 }
 
 /// SQL functions an injection reaches for to build strings, compare or branch (`concat(`,
