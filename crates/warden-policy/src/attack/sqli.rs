@@ -257,6 +257,10 @@ fn stacked_statement(c: &str) -> bool {
                     || after.starts_with('(')
             }
             "shutdown" | "waitfor" => true,
+            // `;call p(@version)`, `;do (1=1)`, `; if exists (`.
+            "call" => after.contains('('),
+            "do" => after.starts_with('('),
+            "if" => after.starts_with("exists") || after.starts_with("not exists"),
             _ => false,
         }
     })
@@ -374,17 +378,96 @@ fn boolean_fragment(c: &str) -> bool {
             rest.find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_' || ch == '.'))
                 .unwrap_or(rest.len())
         };
+        let cmp = rest[operand.min(rest.len())..].trim_start_matches([' ', ')']);
         operand > 0
-            && rest[operand.min(rest.len())..]
-                .trim_start()
-                .starts_with(['=', '<', '>', '!'])
+            && (cmp.starts_with(['=', '<', '>', '!'])
+                || [
+                    "sounds like",
+                    "not like",
+                    "not between",
+                    "like ",
+                    "between ",
+                    "rlike ",
+                ]
+                .iter()
+                .any(|w| cmp.starts_with(w)))
     };
     if at_start(c) {
+        return true;
+    }
+    // A number first, as an injection into a numeric parameter sends it: `1 and 1 not between
+    // 0 and 1`, `64 and(1)=1`, `(1)or(1)=(1)`, `-1 and 1>1`.
+    // Word operators only: `5685587||order=||page=2` is a list of fields.
+    let t = c.trim_start_matches([' ', '(', '-']);
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let after = t[digits..].trim_start_matches(')').trim_start();
+    if digits > 0 && !after.starts_with(['&', '|']) && at_start(after) {
         return true;
     }
     c.match_indices(['\'', '"'])
         .take(4)
         .any(|(p, _)| p > 0 && c.as_bytes()[p - 1].is_ascii_alphanumeric() && at_start(&c[p + 1..]))
+}
+
+/// A numeric expression and a comment that cuts off the rest of the query: `1--`, `417652--`,
+/// `( ( 1 ) ) --`, `1 * 1 /*`, `@version --`, `limit 0,1--`, `1-- foo`. Only numbers, `@`
+/// variables, brackets, arithmetic and a few SQL words before it.
+fn numeric_then_comment(c: &str) -> bool {
+    let Some(at) = c.find("--").or_else(|| c.find('#')) else {
+        return false;
+    };
+    let expr = c[..at].trim();
+    if expr.is_empty() || !expr.bytes().any(|b| b.is_ascii_digit() || b == b'@') {
+        return false;
+    }
+    // `1,1--` is as often a list as a query's `limit 0,1--`.
+    if expr.contains(',') && !expr.starts_with("limit ") {
+        return false;
+    }
+    let mut words = expr
+        .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_' || ch == '@'))
+        .filter(|w| !w.is_empty());
+    let symbols_ok = expr
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"@_ ()*+-/,.".contains(&b));
+    symbols_ok
+        && words.all(|w| {
+            w.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                || w.starts_with('@')
+                || matches!(w, "binary" | "cos" | "sin" | "limit" | "not" | "null")
+        })
+}
+
+/// An operator word alone in single quotes (`'AND'`, `A 'OR' B`, `'NOT LIKE'`): libinjection
+/// reads a string, the operator and a string again, where a query's quotes are broken out of.
+fn quoted_operator_word(c: &str) -> bool {
+    // A sentence about the words ("use 'and' or 'or' in searches") has more words around them.
+    let prose = c
+        .split(' ')
+        .filter(|w| w.len() >= 3 && w.bytes().all(|b| b.is_ascii_alphabetic()))
+        .count();
+    prose <= 1
+        && c.match_indices('\'').any(|(p, _)| {
+            let rest = &c[p + 1..];
+            let Some(end) = rest.find('\'') else {
+                return false;
+            };
+            matches!(
+                &rest[..end],
+                "and"
+                    | "or"
+                    | "xor"
+                    | "div"
+                    | "mod"
+                    | "like"
+                    | "rlike"
+                    | "regexp"
+                    | "not like"
+                    | "not regexp"
+                    | "not rlike"
+                    | "sounds like"
+            )
+        })
 }
 
 /// Functions a fragment calls: `floor(`, `MAX(`, `version=(` as the whole value, the head of a
@@ -874,8 +957,19 @@ fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> b
     if paren && (injected_function_call(c) || conditional(c)) || quote && json_sql(c) {
         return rule(out, "sql-expression", CRITICAL);
     }
-    if c.contains("case when") && c.contains(" then") {
+    if c.contains("case when") && c.contains(" then")
+        || c.starts_with("case ")
+            && c.contains(" when ")
+            && c.contains(" then ")
+            && c.ends_with(" end")
+    {
         return rule(out, "sql-expression", CRITICAL);
+    }
+    if (c.contains("--") || c.contains('#')) && numeric_then_comment(c) {
+        return rule(out, "numeric-comment", CRITICAL);
+    }
+    if quote && quoted_operator_word(c) {
+        return rule(out, "quoted-operator", CRITICAL);
     }
     let union_select = c.contains("union")
         && ["union select", "union all select", "union distinct select"]
@@ -1029,6 +1123,17 @@ mod tests {
             ") AS orders FROM",
             "42<=>42",
             "1 is not 2",
+            // A number and a trailing comment; an operator word quoted; a number, then a
+            // boolean test; a CASE expression; more stacked statements.
+            "417652--",
+            "( BINARY ( @a) )  --",
+            "limit 0,1--",
+            "A 'OR' B",
+            "'NOT LIKE'",
+            "1 AND 1 SOUNDS LIKE 1",
+            "64 and(1)=1#",
+            "case 1 when 2 then 2 end",
+            "1;call p(@version, @a)",
         ] {
             assert!(!hits(s, Place::Query).is_empty(), "{s}");
         }
@@ -1090,6 +1195,13 @@ mod tests {
             "select one (or more)",
             "2024 as a year from now",
             "1 = one",
+            "Chapter 1 -- draft",
+            "pages 10--12",
+            "1,1--",
+            "use 'and' or 'or' in searches",
+            "5685587||ORDER=||SECTION_ID=||PAGE=2",
+            "1 or 2 adults",
+            "Room 12 and 14 = same floor",
         ] {
             assert!(
                 hits(s, Place::Query).is_empty(),
