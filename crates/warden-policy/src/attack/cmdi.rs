@@ -539,11 +539,16 @@ fn standalone(l: &str, u: Option<&str>, place: Place) -> Option<&'static str> {
         }
     }
     if let Some(def) = t.strip_prefix("alias ") {
+        // Past options (`alias -p x=id`, `alias +m a=b`).
+        let mut def = def.trim_start();
+        while def.starts_with(['-', '+']) {
+            def = def[def.find(' ').unwrap_or(def.len())..].trim_start();
+        }
         let name_end = def.find('=').unwrap_or(0);
         if name_end > 0
-            && def[..name_end]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'\'' | b'"'))
+            && def[..name_end].bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'\'' | b'"')
+            })
         {
             return Some("alias-definition");
         }
@@ -585,6 +590,12 @@ fn standalone(l: &str, u: Option<&str>, place: Place) -> Option<&'static str> {
     if !place.is_free_text() && command_line(view_of(t, u)) {
         return Some("command-line");
     }
+    if !place.is_free_text() && bin_path(t) {
+        return Some("command-path");
+    }
+    if sqlite_dot_command(l) {
+        return Some("sqlite-dot-command");
+    }
     // `time sh -c id`, and the prefix disguised: `ti''me who`, `"time" who`.
     let view = u.map_or(t, str::trim_start);
     if !prefix(first_word(view.trim_start_matches(['"', '\'']))) {
@@ -594,6 +605,57 @@ fn standalone(l: &str, u: Option<&str>, place: Place) -> Option<&'static str> {
     let (word, rest) = prefixed(rest);
     (rare_cmd(word) && boundary(rest) || wordlike(word) && attacker_args(word, rest))
         .then_some("prefixed-command")
+}
+
+/// The whole value is a program in a system folder (`/bin/ab`, `bin/ansible`,
+/// `/usr/sbin/visudo`): what a command parameter is probed with.
+fn bin_path(t: &str) -> bool {
+    let t = t.trim_end();
+    let rest = t.trim_start_matches('/');
+    let rest = rest
+        .strip_prefix("usr/local/")
+        .or_else(|| rest.strip_prefix("usr/"))
+        .unwrap_or(rest);
+    let name = rest
+        .strip_prefix("bin/")
+        .or_else(|| rest.strip_prefix("sbin/"));
+    name.is_some_and(|n| {
+        !n.is_empty()
+            && n.as_bytes()[0].is_ascii_alphabetic()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    })
+}
+
+/// SQLite's shell reads lines starting with `.` as its own commands (`.shell`, `.system`,
+/// `.databases`): after a separator, one of them is a command run through `sqlite3`.
+fn sqlite_dot_command(l: &str) -> bool {
+    l.match_indices([';', '\n']).any(|(p, _)| {
+        let rest = l[p + 1..]
+            .trim_start()
+            .trim_start_matches(['"', '\'', '\\']);
+        rest.strip_prefix('.').is_some_and(|r| {
+            let r = r.trim_start_matches(['"', '\'', '\\']);
+            let word = r
+                .find(|c: char| !c.is_ascii_alphanumeric())
+                .unwrap_or(r.len());
+            matches!(
+                &r[..word],
+                "shell"
+                    | "system"
+                    | "sh"
+                    | "databases"
+                    | "tables"
+                    | "import"
+                    | "output"
+                    | "once"
+                    | "read"
+                    | "dump"
+                    | "open"
+                    | "load"
+            )
+        })
+    })
 }
 
 /// The value as the shell reads it, where quotes or escapes changed it.

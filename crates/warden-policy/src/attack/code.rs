@@ -442,6 +442,10 @@ pub fn check(v: &Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
         out.push(Hit::new(Detector::Code, "python-pickle", CRITICAL, 1));
         return;
     }
+    if !place.is_free_text() && console_call(l) {
+        out.push(Hit::new(Detector::Code, "js-console-call", CRITICAL, 1));
+        return;
+    }
     if let Some(rule) = php_shape(l, &v.lower, place) {
         out.push(Hit::new(Detector::Code, rule, place.shape_score(), 1));
         return;
@@ -614,6 +618,29 @@ fn php_variable_call(lower: &str) -> bool {
         }
     }
     false
+}
+
+/// `console.log(1)`, `console["info"](1)`, `console.info.call(this,1)`: the harmless call a
+/// server-side JavaScript injection is probed with (its output shows up in the logs).
+fn console_call(l: &str) -> bool {
+    l.match_indices("console").any(|(p, _)| {
+        let rest = l[p + 7..].trim_start();
+        let member = if let Some(r) = rest.strip_prefix('.') {
+            r
+        } else if let Some(r) = rest.strip_prefix('[') {
+            r.trim_start_matches(['"', '\'', ' '])
+        } else {
+            return false;
+        };
+        ["log", "info", "warn", "error", "debug", "trace", "dir"]
+            .iter()
+            .any(|m| {
+                member.strip_prefix(m).is_some_and(|r| {
+                    let r = r.trim_start_matches(['"', '\'', ']', ' ']);
+                    r.starts_with('(') || r.starts_with(".call(") || r.starts_with(".apply(")
+                })
+            })
+    })
 }
 
 /// Settings of php.ini a request can reach (through `.user.ini`, `-d` to a CGI binary, or an

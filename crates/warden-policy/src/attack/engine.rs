@@ -631,7 +631,7 @@ impl<'s> Inspector<'s> {
 /// Database catalogue names: a bare word, but one only an injection into a table or column name
 /// sends (`information_schema`, `pg_catalog`).
 fn catalog_name(raw: &str) -> bool {
-    raw.len() >= 5
+    raw.len() >= 4
         && raw.len() <= 24
         && [
             "information_schema",
@@ -642,6 +642,17 @@ fn catalog_name(raw: &str) -> bool {
             "msysaccessobjects",
             "tempdb",
             "msdb",
+            "xp_cmdshell",
+            "xp_dirtree",
+            "xp_regread",
+            "xp_fileexist",
+            "sp_password",
+            "sp_executesql",
+            "sp_oacreate",
+            "utl_http",
+            "utl_inaddr",
+            "openrowset",
+            "opendatasource",
         ]
         .iter()
         .any(|n| raw.eq_ignore_ascii_case(n))
@@ -922,6 +933,61 @@ mod tests {
         i.text(&long);
         let r = i.finish();
         assert!(r.incomplete && r.inspected == 1000);
+    }
+
+    /// Shapes that are attacks where a value is a token, through the whole inspection (the
+    /// wake-up of each detector included): each as a query parameter, percent-encoded.
+    #[test]
+    fn token_shapes_in_query_parameters() {
+        let s = Settings::default();
+        let enc = |v: &str| -> String {
+            v.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect()
+        };
+        let attacks = [
+            "document.cookie",
+            "document /*x*/ . cookie",
+            "console.info(1)",
+            "console[\"log\"](1)",
+            "alias -p x=id",
+            "/bin/ab",
+            "bin/ansible",
+            "1;.shell whoami",
+            "xp_cmdshell",
+            "tempdb",
+            "FROM ack_variable WHERE name=\"cron_last\";",
+            "HAVING 1=",
+            "\\'and 1",
+            "SELECT/*x*/password/**/FROM/**/members",
+            "AND 2771=1709)",
+            "floor(",
+            "ansible all -m ping",
+        ];
+        for a in attacks {
+            let r = report(|i| i.params(&format!("q={}", enc(a)), false), &s);
+            assert!(r.score >= 5, "{a}: {r:?}");
+        }
+        let harmless = [
+            "console log (errors only)",
+            "Open the console. Log in again.",
+            "/usr/share/doc/readme",
+            "bin/2024/receipts",
+            "alias John Smith = JS",
+            "from Monday where possible",
+            "having fun = yes",
+            "msdn docs",
+        ];
+        for h in harmless {
+            let r = report(|i| i.params(&format!("q={}", enc(h)), false), &s);
+            assert!(r.score < 5, "{h}: {r:?}");
+        }
     }
 
     #[test]

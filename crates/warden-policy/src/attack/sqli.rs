@@ -404,9 +404,9 @@ fn boolean_fragment(c: &str) -> bool {
     if digits > 0 && !after.starts_with(['&', '|']) && at_start(after) {
         return true;
     }
-    c.match_indices(['\'', '"'])
-        .take(4)
-        .any(|(p, _)| p > 0 && c.as_bytes()[p - 1].is_ascii_alphanumeric() && at_start(&c[p + 1..]))
+    c.match_indices(['\'', '"']).take(4).any(|(p, _)| {
+        (p == 0 || c.as_bytes()[p - 1].is_ascii_alphanumeric()) && at_start(&c[p + 1..])
+    })
 }
 
 /// A numeric expression and a comment that cuts off the rest of the query: `1--`, `417652--`,
@@ -468,6 +468,95 @@ fn quoted_operator_word(c: &str) -> bool {
                     | "sounds like"
             )
         })
+}
+
+/// A statement once comments are gone: `select … from`, `drop <name>`, `union select`.
+fn commented_statement(c: &str) -> bool {
+    let t = c.trim_start_matches([' ', '\'', '"', ';', ')']);
+    (t.starts_with("select ") && t.contains(" from "))
+        || t.starts_with("drop ")
+            && t[5..]
+                .trim_start()
+                .starts_with(|ch: char| ch.is_ascii_alphabetic())
+        || t.contains("union select")
+}
+
+/// Catalogues and procedures that a value names only to probe or call them (`xp_cmdshell`,
+/// `tempdb`, `openrowset`), sent as the whole value.
+fn catalogue(c: &str) -> bool {
+    matches!(
+        c.trim(),
+        "tempdb"
+            | "msdb"
+            | "mysql.db"
+            | "mysql.user"
+            | "xp_cmdshell"
+            | "xp_dirtree"
+            | "xp_regread"
+            | "xp_fileexist"
+            | "sp_password"
+            | "sp_executesql"
+            | "sp_oacreate"
+            | "utl_http"
+            | "utl_inaddr"
+            | "openrowset"
+            | "opendatasource"
+            | "information_schema"
+            | "pg_catalog"
+            | "sqlite_master"
+    )
+}
+
+/// A clause that starts the value: `FROM t WHERE …`, `from t limit`, `FROM t GROUP BY`,
+/// `HAVING 1=`: the tail of a query whose head the application wrote.
+fn clause_head(c: &str) -> bool {
+    if let Some(rest) = c.strip_prefix("from ") {
+        let rest = rest.trim_start_matches(['`', '"', '[']);
+        let name = rest
+            .find(|ch: char| {
+                !(ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | '`' | '"' | ']'))
+            })
+            .unwrap_or(rest.len());
+        let tail = rest[name..].trim_start();
+        return name > 0
+            && [
+                "where ",
+                "limit",
+                "group by",
+                "order by",
+                "join ",
+                "inner join",
+                "left join",
+            ]
+            .iter()
+            .any(|k| tail.starts_with(k));
+    }
+    // `HAVING 1=`, `having count(*) >`: a number or an aggregate compared ("having fun = yes"
+    // passes).
+    c.strip_prefix("having ").is_some_and(|r| {
+        (r.starts_with(|ch: char| ch.is_ascii_digit())
+            || ["count(", "sum(", "min(", "max(", "avg("]
+                .iter()
+                .any(|a| r.starts_with(a)))
+            && r.contains(['=', '<', '>'])
+    })
+}
+
+/// An escaped quote that escapes the escape (`\'and 1`, `\"or"1`, `` \`or`1 ``): the backslash
+/// meant to neutralise the quote is itself quoted away, then a boolean operator.
+fn escaped_quote_boolean(c: &str) -> bool {
+    ["\\'", "\\\"", "\\`"].iter().any(|q| {
+        c.match_indices(q).any(|(p, _)| {
+            let rest = c[p + 2..].trim_start();
+            ["and", "or", "xor", "||", "&&"].iter().any(|op| {
+                rest.strip_prefix(op).is_some_and(|r| {
+                    op.starts_with(['|', '&'])
+                        || r.is_empty()
+                        || r.starts_with([' ', '(', '"', '\'', '`'])
+                })
+            })
+        })
+    })
 }
 
 /// Functions a fragment calls: `floor(`, `MAX(`, `version=(` as the whole value, the head of a
@@ -790,7 +879,9 @@ pub(crate) fn wakes(l: &str) -> bool {
         .bytes()
         .position(|c| !(c.is_ascii_alphanumeric() || c == b'_'))
         .unwrap_or(t.len());
-    head || name > 0 && t[name..].trim_start().starts_with('(') || l.trim_end().ends_with('(')
+    head || name > 0 && t[name..].trim_start().starts_with('(')
+        || l.trim_end().ends_with('(')
+        || catalogue(l)
 }
 
 /// SQL functions an injection reaches for to build strings, compare or branch (`concat(`,
@@ -945,8 +1036,14 @@ fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> b
     if paren && function_fragment(c) {
         return rule(out, "function-fragment", CRITICAL);
     }
-    if statement_head(c) {
+    if statement_head(c) || clause_head(c) {
         return rule(out, "statement", CRITICAL);
+    }
+    if catalogue(c) {
+        return rule(out, "catalogue-name", CRITICAL);
+    }
+    if c.contains('\\') && escaped_quote_boolean(c) {
+        return rule(out, "escaped-quote-boolean", CRITICAL);
     }
     if c.contains(" as ") && alias_from(c) {
         return rule(out, "alias-from", CRITICAL);
@@ -1010,6 +1107,16 @@ pub fn check_cued(v: &Normalized<'_>, place: Place, cues: Option<u32>, out: &mut
         }
     }
     if structural(v.compact(), place, cues, out) {
+        return;
+    }
+    // `SELECT/*x*/password/**/FROM/**/members`, `DROP/*x*/t`: comments where SQL's lexer sees
+    // whitespace, hiding keywords from a filter that splits on spaces. Prose has no `/*`.
+    if !place.is_free_text()
+        && v.transforms
+            .contains(super::normalize::Transforms::SQL_COMMENTS)
+        && commented_statement(v.compact())
+    {
+        out.push(Hit::new(Detector::Sqli, "commented-statement", CRITICAL, 1));
         return;
     }
     if !worth_tokenising(v, place, cues) {

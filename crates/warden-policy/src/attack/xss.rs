@@ -152,13 +152,14 @@ fn script_shape(c: &str) -> Option<&'static str> {
 
 /// `document.cookie`, `window.location`, `.innerhtml` and the like, found from each `.`.
 fn dom_access(l: &str) -> bool {
-    const DOCUMENT: [&str; 6] = [
+    const DOCUMENT: [&str; 7] = [
         "cookie",
         "domain",
         "write",
         "location",
         "createelement",
         "body",
+        "queryselector",
     ];
     memchr::memchr_iter(b'.', l.as_bytes()).any(|p| {
         let (before, after) = (&l[..p], &l[p + 1..]);
@@ -259,9 +260,16 @@ pub fn check_cued(v: &Normalized<'_>, place: Place, cues: Option<u32>, out: &mut
         out.push(Hit::new(Detector::Xss, rule, place.shape_score(), 1));
         return;
     }
-    // Script reaching into the page: only in code-like text.
-    if dom_access(l) {
-        out.push(Hit::new(Detector::Xss, "dom-access", ERROR, 1));
+    // Script reaching into the page: critical where a value is a token (a parameter holding
+    // `document.cookie` is a probe), an error in text that may be a snippet. Read with comments
+    // and spaces out too (`document /*x*/ . cookie`).
+    if dom_access(l) || v.compact.is_some() && dom_access(&self::squeezed(v.compact())) {
+        out.push(Hit::new(
+            Detector::Xss,
+            "dom-access",
+            place.shape_score(),
+            1,
+        ));
     }
     // Paranoia 2: any tag-like text at all.
     if let Some(p) = l.find('<') {
