@@ -342,7 +342,7 @@ fn disguised_first_word(l: &str) -> bool {
 /// `IF "%var%"=="" (SET var=x)`: an operator, then a batch command or a block), which are
 /// `comparison`.
 fn cmd_if(c: &str) -> Option<&'static str> {
-    const CONDS: [&str; 7] = [
+    const CONDS: [&str; 8] = [
         "exist ",
         "not exist ",
         "errorlevel ",
@@ -350,6 +350,7 @@ fn cmd_if(c: &str) -> Option<&'static str> {
         "not defined ",
         "not errorlevel ",
         "/i ",
+        "cmdextversion ",
     ];
     const OPS: [&str; 7] = ["==", " equ ", " neq ", " lss ", " leq ", " gtr ", " geq "];
     const VERBS: [&str; 14] = [
@@ -369,6 +370,15 @@ fn cmd_if(c: &str) -> Option<&'static str> {
         // Batch syntax, not prose: `==` glued to an operand (`red==red`), or `%var%` or quotes
         // in the statement.
         let batch = rest.contains(['%', '"']);
+        // `IF "%1"=="/?"`, `if [%1]==[]`, `if not {%1} == {}`: operands quoted or bracketed the
+        // way batch files guard against empty ones, with a `%` parameter: batch whatever follows.
+        let guarded = rest.contains('%')
+            && ["\"==", "]==", "}==", "\" ==", "] ==", "} =="]
+                .iter()
+                .any(|g| rest.contains(g));
+        if guarded {
+            return Some("comparison");
+        }
         let compared = first_of_each(rest, &OPS)
             .into_iter()
             .zip(OPS.iter())

@@ -969,6 +969,11 @@ mod tests {
             "AND 2771=1709)",
             "floor(",
             "ansible all -m ping",
+            "in (0,1)",
+            "user'collate nocase--",
+            "IF \"%1\"==\"/?\" ...",
+            "<IMG SRC=",
+            "<a href='",
         ];
         for a in attacks {
             let r = report(|i| i.params(&format!("q={}", enc(a)), false), &s);
@@ -983,6 +988,10 @@ mod tests {
             "from Monday where possible",
             "having fun = yes",
             "msdn docs",
+            "in (2) days",
+            "<img src=\"logo.png\"> our logo",
+            "<a href=\"https://example.com\">link</a>",
+            "if [x] is empty",
         ];
         for h in harmless {
             let r = report(|i| i.params(&format!("q={}", enc(h)), false), &s);

@@ -282,9 +282,11 @@ fn quote_boolean_comment(c: &str, any_operator: bool) -> bool {
     }
     c.match_indices(['\'', '"']).any(|(p, _)| {
         let rest = c[p + 1..].trim_start_matches([' ', ')']);
-        ["or ", "and ", "xor ", "||", "&&", "or(", "and("]
-            .iter()
-            .any(|op| rest.starts_with(op))
+        [
+            "or ", "and ", "xor ", "||", "&&", "or(", "and(", "collate", "notnull", "isnull",
+        ]
+        .iter()
+        .any(|op| rest.starts_with(op))
             || any_operator && c.as_bytes()[p] == b'\'' && operator_at(rest).is_some()
     })
 }
@@ -557,6 +559,31 @@ fn escaped_quote_boolean(c: &str) -> bool {
             })
         })
     })
+}
+
+/// `in (0,1)`, `IN (815914, 815913)`, `in ( select …`: the value starts a SQL membership test.
+fn in_list(c: &str) -> bool {
+    let Some(rest) = c.trim_start().strip_prefix("in") else {
+        return false;
+    };
+    let Some(list) = rest.trim_start().strip_prefix('(') else {
+        return false;
+    };
+    let list = list.trim_start();
+    if list.starts_with("select ") {
+        return true;
+    }
+    let items = list.split(')').next().unwrap_or(list);
+    items.contains(',')
+        && items.split(',').all(|x| {
+            let x = x.trim();
+            !x.is_empty()
+                && (x
+                    .trim_start_matches('-')
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                    || x.len() >= 2 && x.starts_with('\'') && x.ends_with('\''))
+        })
 }
 
 /// Functions a fragment calls: `floor(`, `MAX(`, `version=(` as the whole value, the head of a
@@ -865,11 +892,11 @@ pub(crate) fn wakes(l: &str) -> bool {
     let t = l.trim_start_matches([' ', '(']);
     let b = t.as_bytes();
     let head = match b.first() {
-        Some(b'a' | b'o' | b'x' | b'c' | b't' | b's') => {
-            ["and", "or", "xor", "alter", "create", "truncate", "set "]
-                .iter()
-                .any(|w| t.starts_with(w))
-        }
+        Some(b'a' | b'o' | b'x' | b'c' | b't' | b's' | b'i') => [
+            "and", "or", "xor", "alter", "create", "truncate", "set ", "in",
+        ]
+        .iter()
+        .any(|w| t.starts_with(w)),
         // A literal that may be compared (`1=1`), or the end of an expression (`) as x from`).
         Some(b'0'..=b'9' | b')') => true,
         _ => false,
@@ -1038,6 +1065,9 @@ fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> b
     }
     if statement_head(c) || clause_head(c) {
         return rule(out, "statement", CRITICAL);
+    }
+    if in_list(c) {
+        return rule(out, "in-list", CRITICAL);
     }
     if catalogue(c) {
         return rule(out, "catalogue-name", CRITICAL);

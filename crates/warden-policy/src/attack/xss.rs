@@ -169,6 +169,63 @@ fn dom_access(l: &str) -> bool {
     })
 }
 
+/// `<img src=`, `<a href=`, `<iframe src=`, `<form action=`: an element that loads or links,
+/// with the attribute that says what, not closed by a `>`.
+fn loading_tag(l: &str) -> bool {
+    memchr::memchr_iter(b'<', l.as_bytes()).any(|p| {
+        let rest = &l[p + 1..];
+        let name = rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        let element = matches!(
+            &rest[..name],
+            "img"
+                | "image"
+                | "iframe"
+                | "frame"
+                | "script"
+                | "svg"
+                | "object"
+                | "embed"
+                | "video"
+                | "audio"
+                | "source"
+                | "a"
+                | "form"
+                | "input"
+                | "body"
+                | "link"
+                | "meta"
+                | "base"
+                | "isindex"
+                | "math"
+        );
+        let attrs = rest[name..].trim_start_matches(|c: char| c.is_whitespace() || c == '/');
+        element
+            && name < rest.len()
+            && [
+                "src",
+                "href",
+                "data",
+                "action",
+                "formaction",
+                "background",
+                "xlink:href",
+                "srcdoc",
+            ]
+            .iter()
+            .any(|a| {
+                attrs.strip_prefix(a).is_some_and(|r| {
+                    // Left open: no `>` ends the tag, so the page's own markup after it
+                    // becomes the address (dangling markup).
+                    r.trim_start()
+                        .strip_prefix('=')
+                        .is_some_and(|v| !v.contains('>'))
+                })
+            })
+    })
+}
+
 /// JavaScript written with six characters only (`(![]+[])[+[]]`, `+!![]`): a run of `[]()!+` that
 /// coerces an empty array, which no prose, markdown (`![](img.png)`) or ordinary code writes.
 fn jsfuck(l: &str) -> bool {
@@ -270,6 +327,13 @@ pub fn check_cued(v: &Normalized<'_>, place: Place, cues: Option<u32>, out: &mut
             place.shape_score(),
             1,
         ));
+    }
+    // A tag that loads or links something left open where a value is a token (`<img src='`,
+    // `<a href=`): the page's markup that follows becomes its address and leaks (dangling
+    // markup). Closed tags (`<a href="/x">x</a>`) are left to the rules above.
+    if !place.is_free_text() && loading_tag(l) {
+        out.push(Hit::new(Detector::Xss, "loading-tag", CRITICAL, 1));
+        return;
     }
     // Paranoia 2: any tag-like text at all.
     if let Some(p) = l.find('<') {
