@@ -733,18 +733,20 @@ fn command_line(t: &str) -> bool {
     if unmistakable(word) {
         return true;
     }
+    let limit = if rare_cmd(word) {
+        2
+    } else if matches!(word, "cat" | "ls" | "env" | "printenv" | "ping" | "find") {
+        // `ping -c means count`: a word-like command needs fewer.
+        1
+    } else {
+        return false;
+    };
     // A sentence about a command ("ls -la shows hidden files") has words a command line lacks.
     let prose = rest
         .split([' ', '\t'])
         .filter(|a| a.len() >= 3 && a.bytes().all(|b| b.is_ascii_alphabetic()))
         .count();
-    let tool = if rare_cmd(word) {
-        prose <= 2
-    } else {
-        // `ping -c means count`: a word-like command needs fewer.
-        matches!(word, "cat" | "ls" | "env" | "printenv" | "ping" | "find") && prose <= 1
-    };
-    tool && args()
+    prose <= limit && args()
 }
 
 /// What may follow a command's name: nothing, a space, or shell syntax.

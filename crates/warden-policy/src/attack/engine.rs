@@ -413,7 +413,7 @@ impl<'s> Inspector<'s> {
             self.value(value_place, value, Encoding::Form, label);
             // `pay%3DAND+1%3D1`: a whole pair encoded into a name, which an application that
             // decodes twice reads as `pay` = `AND 1=1`; its value is a value.
-            if let Some(at) = name.find("%3D").or_else(|| name.find("%3d")) {
+            if let Some(at) = encoded_equals(name) {
                 self.value(value_place, &name[at + 3..], Encoding::Form, label);
             }
             if !form && session_id_name(name) && !value.is_empty() {
@@ -744,6 +744,14 @@ pub fn inspect_header(name: &str) -> bool {
             | "content-md5"
     ) && !name.starts_with("sec-")
         && !name.starts_with("x-warden-")
+}
+
+/// Where `%3D` (an encoded `=`) first stands in `name`: memchr for the `%`, as every name of
+/// every query is asked.
+fn encoded_equals(name: &str) -> Option<usize> {
+    let b = name.as_bytes();
+    memchr::memchr_iter(b'%', b)
+        .find(|&p| b.get(p + 1) == Some(&b'3') && matches!(b.get(p + 2), Some(b'D' | b'd')))
 }
 
 /// A name safe for a location string: printable, short, no separators that would confuse it.

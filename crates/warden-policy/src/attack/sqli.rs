@@ -444,32 +444,32 @@ fn numeric_then_comment(c: &str) -> bool {
 /// reads a string, the operator and a string again, where a query's quotes are broken out of.
 fn quoted_operator_word(c: &str) -> bool {
     // A sentence about the words ("use 'and' or 'or' in searches") has more words around them.
-    let prose = c
-        .split(' ')
-        .filter(|w| w.len() >= 3 && w.bytes().all(|b| b.is_ascii_alphabetic()))
-        .count();
-    prose <= 1
-        && c.match_indices('\'').any(|(p, _)| {
-            let rest = &c[p + 1..];
-            let Some(end) = rest.find('\'') else {
-                return false;
-            };
-            matches!(
-                &rest[..end],
-                "and"
-                    | "or"
-                    | "xor"
-                    | "div"
-                    | "mod"
-                    | "like"
-                    | "rlike"
-                    | "regexp"
-                    | "not like"
-                    | "not regexp"
-                    | "not rlike"
-                    | "sounds like"
-            )
-        })
+    let prose = || {
+        c.split(' ')
+            .filter(|w| w.len() >= 3 && w.bytes().all(|b| b.is_ascii_alphabetic()))
+            .count()
+    };
+    c.match_indices('\'').any(|(p, _)| {
+        let rest = &c[p + 1..];
+        let Some(end) = rest.find('\'') else {
+            return false;
+        };
+        matches!(
+            &rest[..end],
+            "and"
+                | "or"
+                | "xor"
+                | "div"
+                | "mod"
+                | "like"
+                | "rlike"
+                | "regexp"
+                | "not like"
+                | "not regexp"
+                | "not rlike"
+                | "sounds like"
+        )
+    }) && prose() <= 1
 }
 
 /// A statement once comments are gone: `select … from`, `drop <name>`, `union select`.
@@ -1010,6 +1010,7 @@ fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> b
     // Which syntax is there at all, in one pass: each rule below needs one of these.
     let (mut quote, mut semi, mut paren, mut slash_star, mut colons) =
         (false, false, false, false, false);
+    let (mut comment, mut backslash, mut alias) = (false, false, false);
     let b = c.as_bytes();
     for (i, &ch) in b.iter().enumerate() {
         match ch {
@@ -1018,6 +1019,10 @@ fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> b
             b'(' => paren = true,
             b'/' if b.get(i + 1) == Some(&b'*') => slash_star = true,
             b':' if b.get(i + 1) == Some(&b':') => colons = true,
+            b'-' if b.get(i + 1) == Some(&b'-') => comment = true,
+            b'#' => comment = true,
+            b'\\' => backslash = true,
+            b' ' if b.get(i + 1..i + 4) == Some(b"as ") => alias = true,
             _ => {}
         }
     }
@@ -1072,10 +1077,10 @@ fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> b
     if catalogue(c) {
         return rule(out, "catalogue-name", CRITICAL);
     }
-    if c.contains('\\') && escaped_quote_boolean(c) {
+    if backslash && escaped_quote_boolean(c) {
         return rule(out, "escaped-quote-boolean", CRITICAL);
     }
-    if c.contains(" as ") && alias_from(c) {
+    if alias && alias_from(c) {
         return rule(out, "alias-from", CRITICAL);
     }
     if literal_comparison(c) {
@@ -1092,7 +1097,7 @@ fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> b
     {
         return rule(out, "sql-expression", CRITICAL);
     }
-    if (c.contains("--") || c.contains('#')) && numeric_then_comment(c) {
+    if comment && numeric_then_comment(c) {
         return rule(out, "numeric-comment", CRITICAL);
     }
     if quote && quoted_operator_word(c) {
