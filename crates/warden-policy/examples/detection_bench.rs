@@ -638,13 +638,37 @@ fn time_inspection(req: &Req, settings: &Settings, remember: bool) -> f64 {
 /// a detector that backtracked or rescanned would show a growing ratio.
 fn linearity(settings: &Settings) {
     println!("\n## Time per byte on adversarial values, paranoia 4 (linear: ratio near 1)\n");
-    println!("| repeated unit | 4 KiB: ns/byte | 256 KiB: ns/byte | ratio |");
-    println!("| --- | ---: | ---: | ---: |");
-    let per_byte = |body: &str| {
-        let req = Req {
-            uri: "/x".into(),
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: serde_json::json!({ "v": body }).to_string(),
+    println!(
+        "| repeated unit | JSON 32 KiB: ns/byte | JSON 256 KiB: ns/byte | JSON ratio | form ratio |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    // As a JSON string (free text) and as a form value (where the token shapes apply).
+    let per_byte = |body: &str, form: bool| {
+        let req = if form {
+            let enc: String = body
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            Req {
+                uri: "/x".into(),
+                headers: vec![(
+                    "content-type".into(),
+                    "application/x-www-form-urlencoded".into(),
+                )],
+                body: format!("v={enc}"),
+            }
+        } else {
+            Req {
+                uri: "/x".into(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: serde_json::json!({ "v": body }).to_string(),
+            }
         };
         let rounds = (4 << 20) / body.len().max(1);
         let t = Instant::now();
@@ -679,10 +703,24 @@ fn linearity(settings: &Settings) {
         "cnVudGltZQ",
         "a",
         "é",
+        "<img src=",
+        "x' or '",
+        "\\'",
+        ") as x from ",
+        "console.log(",
+        "[a](",
+        "alias -p ",
     ] {
-        let small = unit.repeat(4096 / unit.len());
+        // Past one 16 KiB window at both sizes: a value read in one window may be decided at
+        // its first bytes, where later windows start mid-payload and are read through.
+        let small = unit.repeat((32 << 10) / unit.len());
         let large = unit.repeat((256 << 10) / unit.len());
-        let (a, b) = (per_byte(&small), per_byte(&large));
-        println!("| `{unit}` | {a:.1} | {b:.1} | {:.2} |", b / a);
+        let (a, b) = (per_byte(&small, false), per_byte(&large, false));
+        let form = per_byte(&large, true) / per_byte(&small, true);
+        println!(
+            "| `{}` | {a:.1} | {b:.1} | {:.2} | {form:.2} |",
+            unit.replace('|', "\\|"),
+            b / a
+        );
     }
 }

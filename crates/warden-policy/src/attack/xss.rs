@@ -172,7 +172,12 @@ fn dom_access(l: &str) -> bool {
 /// `<img src=`, `<a href=`, `<iframe src=`, `<form action=`: an element that loads or links,
 /// with the attribute that says what, not closed by a `>`.
 fn loading_tag(l: &str) -> bool {
+    // Where the last `>` stands, found once: a tag is left open if none follows it.
+    let last_close = memchr::memrchr(b'>', l.as_bytes());
     memchr::memchr_iter(b'<', l.as_bytes()).any(|p| {
+        if last_close.is_some_and(|g| g > p) {
+            return false;
+        }
         let rest = &l[p + 1..];
         let name = rest
             .find(|c: char| !c.is_ascii_alphanumeric())
@@ -216,11 +221,9 @@ fn loading_tag(l: &str) -> bool {
             .iter()
             .any(|a| {
                 attrs.strip_prefix(a).is_some_and(|r| {
-                    // Left open: no `>` ends the tag, so the page's own markup after it
-                    // becomes the address (dangling markup).
-                    r.trim_start()
-                        .strip_prefix('=')
-                        .is_some_and(|v| !v.contains('>'))
+                    // Left open (no `>` after it, above): the page's own markup that
+                    // follows becomes the address (dangling markup).
+                    r.trim_start().starts_with('=')
                 })
             })
     })
