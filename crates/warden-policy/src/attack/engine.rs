@@ -311,14 +311,17 @@ impl<'s> Inspector<'s> {
         location: &impl Fn() -> String,
     ) {
         // A bare word (`orderId`, `SKU-4711`, `en-US`) can carry no attack: no detector has a
-        // trigger made only of letters, digits, `_` and `-`, bar prototype pollution in names.
+        // trigger made only of letters, digits, `_` and `-` (bar `--`), bar prototype pollution
+        // in names.
         // Whether it has a capital letter is read in the same pass, for the base64 test below.
-        let (mut bare, mut upper) = (true, false);
+        // `--` is the one trigger made of those bytes (`1--`: a number and a SQL comment).
+        let (mut bare, mut upper, mut dash) = (true, false, false);
         for b in raw.bytes() {
-            if !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            if !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-') || dash && b == b'-' {
                 bare = false;
                 break;
             }
+            dash = b == b'-';
             upper |= b.is_ascii_uppercase();
         }
         let serialized = raw.starts_with("rO0AB")
@@ -982,6 +985,10 @@ mod tests {
             "IF \"%1\"==\"/?\" ...",
             "<IMG SRC=",
             "<a href='",
+            "1--",
+            "417652--",
+            "1 /*",
+            "case 1 when 2 then 2 end",
         ];
         for a in attacks {
             let r = report(|i| i.params(&format!("q={}", enc(a)), false), &s);
@@ -1000,6 +1007,9 @@ mod tests {
             "<img src=\"logo.png\"> our logo",
             "<a href=\"https://example.com\">link</a>",
             "if [x] is empty",
+            "Mon--Fri",
+            "SKU-4711",
+            "pages 10--12",
         ];
         for h in harmless {
             let r = report(|i| i.params(&format!("q={}", enc(h)), false), &s);

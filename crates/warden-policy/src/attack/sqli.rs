@@ -418,7 +418,12 @@ fn numeric_then_comment(c: &str) -> bool {
     let Some(at) = c.find("--").or_else(|| c.find('#')) else {
         return false;
     };
-    let expr = c[..at].trim();
+    numeric_expression(&c[..at])
+}
+
+/// Numbers, `@` variables, brackets, arithmetic and a few SQL words (`( BINARY ( 1) )`).
+fn numeric_expression(expr: &str) -> bool {
+    let expr = expr.trim();
     if expr.is_empty() || !expr.bytes().any(|b| b.is_ascii_digit() || b == b'@') {
         return false;
     }
@@ -893,7 +898,7 @@ pub(crate) fn wakes(l: &str) -> bool {
     let b = t.as_bytes();
     let head = match b.first() {
         Some(b'a' | b'o' | b'x' | b'c' | b't' | b's' | b'i') => [
-            "and", "or", "xor", "alter", "create", "truncate", "set ", "in",
+            "and", "or", "xor", "alter", "create", "truncate", "set ", "in", "case ",
         ]
         .iter()
         .any(|w| t.starts_with(w)),
@@ -1146,10 +1151,12 @@ pub fn check_cued(v: &Normalized<'_>, place: Place, cues: Option<u32>, out: &mut
     }
     // `SELECT/*x*/password/**/FROM/**/members`, `DROP/*x*/t`: comments where SQL's lexer sees
     // whitespace, hiding keywords from a filter that splits on spaces. Prose has no `/*`.
+    // `1 /*`, `@version /*`: a comment opened after a number (the compact view has dropped it).
     if !place.is_free_text()
         && v.transforms
             .contains(super::normalize::Transforms::SQL_COMMENTS)
-        && commented_statement(v.compact())
+        && (commented_statement(v.compact())
+            || v.lower.trim_end().ends_with("/*") && numeric_expression(v.compact()))
     {
         out.push(Hit::new(Detector::Sqli, "commented-statement", CRITICAL, 1));
         return;
