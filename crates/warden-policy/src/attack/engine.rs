@@ -311,21 +311,27 @@ impl<'s> Inspector<'s> {
         location: &impl Fn() -> String,
     ) {
         // A bare word (`orderId`, `SKU-4711`, `en-US`) can carry no attack: no detector has a
-        // trigger made only of letters, digits, `_` and `-` (bar `--`), bar prototype pollution
+        // trigger made only of letters, digits, `_` and `-` (bar `--` outside JSON), bar prototype pollution
         // in names.
         // Whether it has a capital letter is read in the same pass, for the base64 test below.
-        // `--` is the one trigger made of those bytes (`1--`: a number and a SQL comment).
-        let (mut bare, mut upper, mut dash) = (true, false, false);
+        let (mut bare, mut upper) = (true, false);
         for b in raw.bytes() {
-            if !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-') || dash && b == b'-' {
+            if !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
                 bare = false;
                 break;
             }
-            dash = b == b'-';
             upper |= b.is_ascii_uppercase();
         }
+        // Where a value is a token, `--` is a trigger made of those bytes (`1--`: a number and a
+        // SQL comment), and catalogue names count; not in JSON, whose keys and strings are most
+        // of the bare words a request holds (and where neither shape applies).
+        let json = matches!(place, Place::JsonString | Place::JsonKey);
+        if bare && !json {
+            let rb = raw.as_bytes();
+            bare = !memchr::memchr_iter(b'-', rb).any(|p| rb.get(p + 1) == Some(&b'-'));
+        }
         let serialized = raw.starts_with("rO0AB")
-            || (bare && (catalog_name(raw) || upper && code::encoded_java_walk(raw)));
+            || (bare && (!json && catalog_name(raw) || upper && code::encoded_java_walk(raw)));
         if bare && place.is_name() {
             if let Some(rule) = nosql::orm_lookup(raw) {
                 self.rule(Detector::Nosql, rule, super::CRITICAL, 1, location);
