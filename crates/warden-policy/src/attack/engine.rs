@@ -311,9 +311,9 @@ impl<'s> Inspector<'s> {
         location: &impl Fn() -> String,
     ) {
         // A bare word (`orderId`, `SKU-4711`, `en-US`) can carry no attack: no detector has a
-        // trigger made only of letters, digits, `_` and `-` (bar `--` outside JSON), bar prototype pollution
-        // in names.
-        // Whether it has a capital letter is read in the same pass, for the base64 test below.
+        // trigger made only of letters, digits, `_` and `-` (bar `--` outside JSON, below), bar
+        // prototype pollution in names. Whether it has a capital letter is read in the same
+        // pass, for the base64 test below.
         let (mut bare, mut upper) = (true, false);
         for b in raw.bytes() {
             if !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
