@@ -27,6 +27,19 @@ fn inspect_header(name: &str) -> bool {
     warden_policy::attack::engine::inspect_header(name)
 }
 
+/// Every byte but letters and digits as `%XX`, as a client sends a value in a query or a form.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// A request as the corpus describes it.
 struct Req {
     uri: String,
@@ -490,16 +503,7 @@ fn main() {
         lines(&own)
             .into_iter()
             .map(|l| {
-                let enc: String = l
-                    .bytes()
-                    .map(|b| {
-                        if b.is_ascii_alphanumeric() {
-                            (b as char).to_string()
-                        } else {
-                            format!("%{b:02X}")
-                        }
-                    })
-                    .collect();
+                let enc = percent_encode(&l);
                 (
                     Req {
                         uri: format!("/search?q={enc}"),
@@ -645,16 +649,7 @@ fn linearity(settings: &Settings) {
     // As a JSON string (free text) and as a form value (where the token shapes apply).
     let per_byte = |body: &str, form: bool| {
         let req = if form {
-            let enc: String = body
-                .bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect();
+            let enc = percent_encode(body);
             Req {
                 uri: "/x".into(),
                 headers: vec![(

@@ -742,11 +742,7 @@ fn command_line(t: &str) -> bool {
         return false;
     };
     // A sentence about a command ("ls -la shows hidden files") has words a command line lacks.
-    let prose = rest
-        .split([' ', '\t'])
-        .filter(|a| a.len() >= 3 && a.bytes().all(|b| b.is_ascii_alphabetic()))
-        .count();
-    prose <= limit && args()
+    super::prose_words(rest) <= limit && args()
 }
 
 /// What may follow a command's name: nothing, a space, or shell syntax.

@@ -719,10 +719,7 @@ fn php_shape(l: &str, lower: &str, place: Place) -> Option<&'static str> {
         let concatenated = t.contains("'.'") || t.contains("\".\"") || t.contains("' . '");
         let built = t.starts_with(['(', '[']) || t.contains("define(") || t.contains('$');
         // Code, not a sentence with references in brackets ("see also (2)(b);").
-        let words = t
-            .split(' ')
-            .filter(|w| w.len() >= 3 && w.bytes().all(|c| c.is_ascii_alphabetic()))
-            .count();
+        let words = super::prose_words(t);
         // `"sys"."tem" ('id');`: a concatenated name called.
         let quote_called = ["'(", "' (", "\"(", "\" ("].iter().any(|p| t.contains(p));
         if (called && (concatenated || built) || quote_called && concatenated) && words <= 1 {

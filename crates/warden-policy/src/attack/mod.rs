@@ -155,6 +155,15 @@ pub(crate) fn word_start(b: &[u8], at: usize) -> bool {
     at == 0 || !(b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_')
 }
 
+/// How many words of prose `s` holds: runs of three or more letters between spaces or tabs. A
+/// shape made of code or a command line has few; a sentence about one ("ls -la shows hidden
+/// files", "use 'and' or 'or' in searches") has more.
+pub(crate) fn prose_words(s: &str) -> usize {
+    s.split([' ', '\t'])
+        .filter(|w| w.len() >= 3 && w.bytes().all(|b| b.is_ascii_alphabetic()))
+        .count()
+}
+
 /// Severity scores, as CRS uses them: one critical hit reaches the default threshold of 5.
 pub const CRITICAL: u8 = 5;
 pub const ERROR: u8 = 4;

@@ -448,12 +448,6 @@ fn numeric_expression(expr: &str) -> bool {
 /// An operator word alone in single quotes (`'AND'`, `A 'OR' B`, `'NOT LIKE'`): libinjection
 /// reads a string, the operator and a string again, where a query's quotes are broken out of.
 fn quoted_operator_word(c: &str) -> bool {
-    // A sentence about the words ("use 'and' or 'or' in searches") has more words around them.
-    let prose = || {
-        c.split(' ')
-            .filter(|w| w.len() >= 3 && w.bytes().all(|b| b.is_ascii_alphabetic()))
-            .count()
-    };
     c.match_indices('\'').any(|(p, _)| {
         let rest = &c[p + 1..];
         let Some(end) = rest.find('\'') else {
@@ -474,7 +468,7 @@ fn quoted_operator_word(c: &str) -> bool {
                 | "not rlike"
                 | "sounds like"
         )
-    }) && prose() <= 1
+    }) && super::prose_words(c) <= 1
 }
 
 /// A statement once comments are gone: `select … from`, `drop <name>`, `union select`.
