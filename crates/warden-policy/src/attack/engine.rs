@@ -604,21 +604,25 @@ impl<'s> Inspector<'s> {
         visit(self, value, &mut Vec::new());
     }
 
-    /// A body inspected as one value (XML, text). One whose bytes are a form (`a=1&b=2`: one
-    /// line, no spaces) or JSON whatever its declared type is also read as that: a backend that
+    /// A body inspected as one value (XML, text). One whose bytes are JSON or a form (`a=1&b=2`:
+    /// one line, no spaces), whatever its declared type, is read as that instead: a backend that
     /// ignores the content type (many frameworks parse what arrives) sees those fields, so the
-    /// detectors look at them where they stand.
+    /// detectors look at them where they stand. Read once, not twice, so that a shape scored
+    /// as an error in text is not counted again as an error in a JSON string.
     pub fn text(&mut self, body: &str) {
-        self.unparsed(body);
         let t = body.trim();
         if t.starts_with(['{', '[']) {
-            self.json(t);
+            if !self.json(t) {
+                self.unparsed(body);
+            }
         } else if !t.is_empty()
             && t.contains('=')
             && !t.starts_with(['=', '<', '"', '\''])
             && !t.bytes().any(|b| b.is_ascii_whitespace() || b == b'<')
         {
             self.params(t, true);
+        } else {
+            self.unparsed(body);
         }
     }
 
@@ -1040,6 +1044,19 @@ mod tests {
         }
         let r = report(|i| i.unparsed("test=java.lang.Runtime"), &s);
         assert!(r.findings.iter().all(|f| f.location == "body"), "{r:?}");
+        // Read once: a snippet that is an error in JSON text is not counted twice.
+        let snippet = r#"{"note":"run it with bash -c 'make test'"}"#;
+        let json = report(
+            |i| {
+                i.json(snippet);
+            },
+            &s,
+        );
+        let text = report(|i| i.text(snippet), &s);
+        assert!(
+            json.score > 0 && text.score == json.score,
+            "{json:?} {text:?}"
+        );
     }
 
     #[test]
