@@ -1000,8 +1000,9 @@ mod tests {
             "1 /*",
             "case 1 when 2 then 2 end",
         ];
+        let as_query = |v: &str| report(|i| i.params(&format!("q={}", enc(v)), false), &s);
         for a in attacks {
-            let r = report(|i| i.params(&format!("q={}", enc(a)), false), &s);
+            let r = as_query(a);
             assert!(r.score >= 5, "{a}: {r:?}");
         }
         let harmless = [
@@ -1022,7 +1023,7 @@ mod tests {
             "pages 10--12",
         ];
         for h in harmless {
-            let r = report(|i| i.params(&format!("q={}", enc(h)), false), &s);
+            let r = as_query(h);
             assert!(r.score < 5, "{h}: {r:?}");
         }
     }
