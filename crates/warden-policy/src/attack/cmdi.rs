@@ -939,17 +939,23 @@ fn markdown_code(l: &str, at: usize, place: Place) -> bool {
 fn check_view(l: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) {
     // Which syntax is present at all, in one pass: most values of prose have none of it, and
     // each substring search below would otherwise run on them.
-    let (mut dollar, mut paren, mut tick, mut gt, mut pct) = (false, false, false, false, false);
-    for b in l.bytes() {
-        match b {
-            b'$' => dollar = true,
-            b'(' => paren = true,
-            b'`' => tick = true,
-            b'>' => gt = true,
-            b'%' => pct = true,
-            _ => {}
-        }
-    }
+    const DOLLAR: u8 = 1;
+    const PAREN: u8 = 2;
+    const TICK: u8 = 4;
+    const GT: u8 = 8;
+    const PCT: u8 = 16;
+    const SEPARATOR: u8 = 32;
+    const SYNTAX: [u8; 256] = super::byte_flags(&[
+        (b"$", DOLLAR | SEPARATOR),
+        (b"(", PAREN),
+        (b"`", TICK | SEPARATOR),
+        (b">", GT),
+        (b"%", PCT),
+        (b";|&\n", SEPARATOR),
+    ]);
+    let f = super::flags_of(&SYNTAX, l.as_bytes());
+    let (dollar, paren, tick) = (f & DOLLAR != 0, f & PAREN != 0, f & TICK != 0);
+    let (gt, pct) = (f & GT != 0, f & PCT != 0);
     let powershell = match cues {
         Some(m) => m & super::signals::CUE_POWERSHELL != 0,
         None => POWERSHELL.found_in(l),
@@ -994,10 +1000,7 @@ fn check_view(l: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) {
             }
         }
     }
-    if !l
-        .bytes()
-        .any(|c| matches!(c, b';' | b'|' | b'&' | b'`' | b'$' | b'\n'))
-    {
+    if f & SEPARATOR == 0 {
         return;
     }
     // Bash arithmetic and parameter expansion tricks: `$((...))`, `$[..]`, `${x#...}`.

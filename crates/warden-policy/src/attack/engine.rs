@@ -147,6 +147,25 @@ fn names_a_file(name: &str) -> bool {
     false
 }
 
+const NOT_WORD: u8 = 1;
+const UPPER: u8 = 2;
+const UNDERSCORE: u8 = 4;
+
+/// Every byte but `[A-Za-z0-9_-]` is `NOT_WORD`; capitals and `_` are noted too.
+const WORD_BYTES: [u8; 256] = {
+    let mut t = [NOT_WORD; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'-' {
+            t[b] = if c.is_ascii_uppercase() { UPPER } else { 0 };
+        }
+        b += 1;
+    }
+    t[b'_' as usize] = UNDERSCORE;
+    t
+};
+
 fn repeats(place: Place) -> bool {
     matches!(
         place,
@@ -154,27 +173,70 @@ fn repeats(place: Place) -> bool {
     )
 }
 
+/// Bytes a plain web address may hold: letters, digits and the URL delimiters that no
+/// injection grammar below needs on their own. Left out on purpose: space, quotes, brackets of
+/// every kind, `;|$`, backtick, `%` and `+` (encodings), `*` and `\\`, `!`, `^`, control bytes
+/// and anything beyond ASCII.
+const URL_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.' | b'_' | b'~' | b'/' | b'?' | b'=' | b'&' | b':' | b'#' | b',' | b'@'
+            );
+        b += 1;
+    }
+    t
+};
+
+/// Whether a value is one plain `http(s)` address: nothing decoded to get it, only
+/// [`URL_BYTES`], and no `/.` (so no `..` segment nor hidden file). SQL, markup and shell
+/// injection each need a byte such an address cannot hold (a quote, a space or comment, a
+/// bracket, `<`, `;`, `|`, `$`, a backtick), so only the detectors that read addresses as such
+/// (SSRF, remote inclusion and file paths in traversal, and whatever else a trigger wakes)
+/// look at it. Addresses are among the commonest values an API carries (links, callbacks,
+/// avatars, referrers), and the three grammars cost most of a request's inspection on them.
+fn plain_url(v: &super::Normalized<'_>) -> bool {
+    let l = v.lower.as_bytes();
+    let rest = match l.strip_prefix(b"https://") {
+        Some(rest) => rest,
+        None => match l.strip_prefix(b"http://") {
+            Some(rest) => rest,
+            None => return false,
+        },
+    };
+    v.transforms.is_empty()
+        && v.separated.is_none()
+        && rest.iter().all(|&b| URL_BYTES[b as usize])
+        && memchr::memmem::find(rest, b"/.").is_none()
+}
+
 /// Runs every detector that has something to look at on one value.
 pub fn detect(v: &super::Normalized<'_>, place: Place, out: &mut Vec<Hit>) {
     let m = signals::triggered(&v.lower);
     let on = |d| signals::has(m, d);
-    if on(Detector::Sqli)
-        || v.separated.is_some()
-        || place != Place::JsonString && sqli::wakes(&v.lower)
+    let grammars = !plain_url(v);
+    if grammars
+        && (on(Detector::Sqli)
+            || v.separated.is_some()
+            || place != Place::JsonString && sqli::wakes(&v.lower))
     {
         sqli::check_cued(v, place, Some(m), out);
     }
     // Entities and escapes can spell markup that no byte of the raw value gives away.
     let hidden = v.transforms.contains(Transforms::HTML_ENTITIES)
         || v.transforms.contains(Transforms::JS_ESCAPES);
-    if on(Detector::Xss) || hidden || m & signals::CUE_JSFUCK != 0 {
+    if grammars && (on(Detector::Xss) || hidden || m & signals::CUE_JSFUCK != 0) {
         xss::check_cued(v, place, Some(m), out);
     }
     if on(Detector::Nosql) {
         nosql::check(v, place, out);
     }
     let cmdi_on = on(Detector::Cmdi);
-    if cmdi_on || place != Place::JsonString && cmdi::outside_json(&v.lower) {
+    if grammars && (cmdi_on || place != Place::JsonString && cmdi::outside_json(&v.lower)) {
         cmdi::inspect_cued(v, place, cmdi_on, Some(m), out);
     }
     if on(Detector::Traversal) {
@@ -314,14 +376,8 @@ impl<'s> Inspector<'s> {
         // trigger made only of letters, digits, `_` and `-` (bar `--` outside JSON, below), bar
         // prototype pollution in names. Whether it has a capital letter is read in the same
         // pass, for the base64 test below.
-        let (mut bare, mut upper) = (true, false);
-        for b in raw.bytes() {
-            if !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-                bare = false;
-                break;
-            }
-            upper |= b.is_ascii_uppercase();
-        }
+        let f = super::flags_until(&WORD_BYTES, raw.as_bytes(), NOT_WORD);
+        let (mut bare, upper) = (f & NOT_WORD == 0, f & UPPER != 0);
         // Where a value is a token, `--` is a trigger made of those bytes (`1--`: a number and a
         // SQL comment), and catalogue names count; not in JSON, whose keys and strings are most
         // of the bare words a request holds (and where neither shape applies).
@@ -332,7 +388,8 @@ impl<'s> Inspector<'s> {
         }
         let serialized = raw.starts_with("rO0AB")
             || (bare && (!json && catalog_name(raw) || upper && code::encoded_java_walk(raw)));
-        if bare && place.is_name() {
+        // Django's lookups are spelled with `__`.
+        if bare && place.is_name() && f & UNDERSCORE != 0 {
             if let Some(rule) = nosql::orm_lookup(raw) {
                 self.rule(Detector::Nosql, rule, super::CRITICAL, 1, location);
             }
@@ -1026,6 +1083,49 @@ mod tests {
             let r = as_query(h);
             assert!(r.score < 5, "{h}: {r:?}");
         }
+    }
+
+    #[test]
+    fn plain_addresses_skip_the_injection_grammars_and_nothing_else() {
+        let plain = |s: &str, encoding| plain_url(&normalize(s, encoding));
+        for s in [
+            "https://shop.example.com/products?id=4711&ref=home",
+            "http://cdn.example.com/script.js#top",
+            "https://user@example.com:8443/a/b,c?x=1",
+        ] {
+            assert!(plain(s, Encoding::Plain), "{s}");
+        }
+        for (s, encoding) in [
+            ("https://x.example/?id=1' or '1'='1", Encoding::Plain),
+            ("https://x.example/?q=<script>", Encoding::Plain),
+            ("https://x.example/?a=1;id", Encoding::Plain),
+            ("https://x.example/?a=1%27", Encoding::Plain),
+            ("https://x.example/../../etc/passwd", Encoding::Plain),
+            ("https://x.example/.git/config", Encoding::Plain),
+            ("https://x.example/?a=&#60;script", Encoding::Plain),
+            ("https://x.example/?a=1+or+1=1", Encoding::Form),
+            ("https://x.example/?a=${jndi:ldap://e}", Encoding::Plain),
+            ("javascript:alert(1)", Encoding::Plain),
+        ] {
+            assert!(!plain(s, encoding), "{s}");
+        }
+        // What addresses themselves carry is still read, and a quote still wakes SQL.
+        let settings = Settings::default();
+        let blocked = |s: &str| {
+            let mut i = Inspector::new(&settings, 1 << 20);
+            i.json(&serde_json::json!({ "link": s }).to_string());
+            i.blocks()
+        };
+        for s in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://127.0.0.1:8080/admin",
+            "https://x.example/?id=1' or '1'='1",
+        ] {
+            assert!(blocked(s), "{s}");
+        }
+        assert!(!blocked(
+            "https://shop.example.com/products?id=4711&ref=home"
+        ));
     }
 
     #[test]

@@ -149,6 +149,44 @@ impl Place {
     }
 }
 
+/// A byte-to-flags table for the "which syntax is there at all" pass a detector makes before
+/// its rules: one table load per byte where a `match` on the byte costs a chain of comparisons.
+/// Each `(bytes, flag)` pair sets `flag` for those bytes.
+pub(crate) const fn byte_flags(sets: &[(&[u8], u8)]) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < sets.len() {
+        let (bytes, flag) = sets[i];
+        let mut j = 0;
+        while j < bytes.len() {
+            t[bytes[j] as usize] |= flag;
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+}
+
+/// The union of `table`'s flags over `bytes`.
+#[inline]
+pub(crate) fn flags_of(table: &[u8; 256], bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0, |acc, &b| acc | table[b as usize])
+}
+
+/// [`flags_of`], stopping (at an eight-byte step) once a flag in `stop` is seen.
+#[inline]
+pub(crate) fn flags_until(table: &[u8; 256], bytes: &[u8], stop: u8) -> u8 {
+    let mut acc = 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        acc |= flags_of(table, c);
+        if acc & stop != 0 {
+            return acc;
+        }
+    }
+    acc | flags_of(table, chunks.remainder())
+}
+
 /// Whether a word starting at `at` in `b` starts there, not inside an identifier (`myalert(`
 /// holds `alert(` but does not call it).
 pub(crate) fn word_start(b: &[u8], at: usize) -> bool {

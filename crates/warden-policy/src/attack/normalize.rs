@@ -395,30 +395,37 @@ pub fn normalize(raw: &str, encoding: Encoding) -> Normalized<'_> {
     // control whitespace, ASCII only. `/` and `&` are common in URLs and prose, so only `/*`
     // and a possible entity count: `&#`, or letters closed by `;` (`&lt;`: every named entity
     // `html_decode` knows ends so, while a query string's `&ref=home` does not).
-    // One pass also notes what the fast path needs: upper case to fold, double spaces to
-    // collapse.
-    let (mut plain, mut upper, mut double_space) = (true, false, false);
-    for (i, &c) in b.iter().enumerate() {
-        let decodable = match c {
-            b'A'..=b'Z' => {
-                upper = true;
-                false
-            }
-            b' ' => {
-                double_space |= b.get(i + 1) == Some(&b' ');
-                false
-            }
-            b'%' | b'\0' | b'\t' | b'\n' | b'\r' | b'\\' => true,
-            b'+' => encoding == Encoding::Form,
-            b'/' => b.get(i + 1) == Some(&b'*'),
-            b'&' => entity_at(b, i + 1),
-            _ => !c.is_ascii(),
-        };
-        if decodable {
-            plain = false;
-            break;
+    // One pass of table loads also notes what the fast path needs: upper case to fold, double
+    // spaces to collapse. The two-byte tests run only where their first byte occurs.
+    const UPPER: u8 = 1;
+    const SPACE: u8 = 2;
+    const ESCAPE: u8 = 4;
+    const PLUS: u8 = 8;
+    const SLASH: u8 = 16;
+    const AMP: u8 = 32;
+    const CLASS: [u8; 256] = {
+        let mut t = super::byte_flags(&[
+            (b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", UPPER),
+            (b" ", SPACE),
+            (b"%\0\t\n\r\\", ESCAPE),
+            (b"+", PLUS),
+            (b"/", SLASH),
+            (b"&", AMP),
+        ]);
+        let mut c = 0x80;
+        while c < 256 {
+            t[c] = ESCAPE;
+            c += 1;
         }
-    }
+        t
+    };
+    let f = super::flags_of(&CLASS, b);
+    let plain = f & ESCAPE == 0
+        && !(f & PLUS != 0 && encoding == Encoding::Form)
+        && !(f & SLASH != 0 && memchr::memmem::find(b, b"/*").is_some())
+        && !(f & AMP != 0 && memchr::memchr_iter(b'&', b).any(|i| entity_at(b, i + 1)));
+    let upper = f & UPPER != 0;
+    let double_space = f & SPACE != 0 && memchr::memmem::find(b, b"  ").is_some();
     if plain {
         // The common case: nothing to decode, nothing to compact.
         let lower: Cow<'_, str> = if upper {

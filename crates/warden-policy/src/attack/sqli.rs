@@ -59,8 +59,13 @@ fn worth_tokenising(v: &Normalized<'_>, place: Place, cues: Option<u32>) -> bool
         b"begin",
         b"set",
     ];
-    for (i, &c) in l.iter().enumerate() {
-        match c {
+    // Only the bytes below matter: jump from one to the next.
+    const WAKE: [u8; 256] = super::byte_flags(&[(b"`'\";-", 1)]);
+    let mut from = 0;
+    while let Some(p) = l[from..].iter().position(|&c| WAKE[c as usize] != 0) {
+        let i = from + p;
+        from = i + 1;
+        match l[i] {
             b'`' => return true,
             b'\'' | b'"' => {
                 let letter = |j: Option<&u8>| j.is_some_and(u8::is_ascii_alphabetic);
@@ -86,11 +91,10 @@ fn worth_tokenising(v: &Normalized<'_>, place: Place, cues: Option<u32>) -> bool
     // or `@` ("Select the blue one (not the grey)") cannot break out of a quoted string nor
     // stand in for a number, which is what an injection through a text field must do.
     let c = v.compact();
+    const NUMERIC: [u8; 256] = super::byte_flags(&[(b"0123456789=@", 1)]);
     if place.is_free_text()
         && c.starts_with(|ch: char| ch.is_alphabetic())
-        && !c
-            .bytes()
-            .any(|b| b.is_ascii_digit() || b == b'=' || b == b'@')
+        && super::flags_until(&NUMERIC, c.as_bytes(), 1) == 0
     {
         return false;
     }
@@ -1006,30 +1010,34 @@ fn conditional(c: &str) -> bool {
 fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> bool {
     let free_text = place.is_free_text();
     let strong = if free_text { ERROR } else { CRITICAL };
-    // Which syntax is there at all, in one pass: each rule below needs one of these.
-    let (mut quote, mut semi, mut paren, mut slash_star, mut colons) =
-        (false, false, false, false, false);
-    let (mut comment, mut backslash, mut alias) = (false, false, false);
-    let b = c.as_bytes();
-    for (i, &ch) in b.iter().enumerate() {
-        match ch {
-            b'\'' | b'"' | b'`' => quote = true,
-            b';' => semi = true,
-            b'(' => paren = true,
-            b'/' if b.get(i + 1) == Some(&b'*') => slash_star = true,
-            b':' if b.get(i + 1) == Some(&b':') => colons = true,
-            b'-' if b.get(i + 1) == Some(&b'-') => comment = true,
-            b'#' => comment = true,
-            b'\\' => backslash = true,
-            b' ' if b.get(i + 1..i + 4) == Some(b"as ") => alias = true,
-            _ => {}
-        }
-    }
+    // Which syntax is there at all, in one pass of table loads: each rule below needs one of
+    // these. A flag for a two-byte token (`/*`, `::`, `--`) only says its first byte is there.
+    const QUOTE: u8 = 1;
+    const SEMI: u8 = 2;
+    const PAREN: u8 = 4;
+    const SLASH: u8 = 8;
+    const COLON: u8 = 16;
+    const DASH: u8 = 32;
+    const HASH: u8 = 64;
+    const BACKSLASH: u8 = 128;
+    const SYNTAX: [u8; 256] = super::byte_flags(&[
+        (b"'\"`", QUOTE),
+        (b";", SEMI),
+        (b"(", PAREN),
+        (b"/", SLASH),
+        (b":", COLON),
+        (b"-", DASH),
+        (b"#", HASH),
+        (b"\\", BACKSLASH),
+    ]);
+    let f = super::flags_of(&SYNTAX, c.as_bytes());
+    let (quote, semi, paren) = (f & QUOTE != 0, f & SEMI != 0, f & PAREN != 0);
+    let backslash = f & BACKSLASH != 0;
     let rule = |out: &mut Vec<Hit>, name, score| {
         out.push(Hit::new(Detector::Sqli, name, score, 1));
         true
     };
-    if slash_star && c.contains("/*!") {
+    if f & SLASH != 0 && c.contains("/*!") {
         // MySQL's executable comment: code hidden from everything but MySQL.
         return rule(out, "mysql-executable-comment", CRITICAL);
     }
@@ -1046,7 +1054,8 @@ fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> b
     if probe {
         return rule(out, "schema-or-function-probe", strong);
     }
-    if colons
+    if f & COLON != 0
+        && c.contains("::")
         && CASTS.iter().any(|t| {
             c.match_indices(t).any(|(p, _)| {
                 !c[p + t.len()..].starts_with(|ch: char| ch.is_ascii_alphanumeric() || ch == '_')
@@ -1079,7 +1088,7 @@ fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> b
     if backslash && escaped_quote_boolean(c) {
         return rule(out, "escaped-quote-boolean", CRITICAL);
     }
-    if alias && alias_from(c) {
+    if c.contains(" as ") && alias_from(c) {
         return rule(out, "alias-from", CRITICAL);
     }
     if literal_comparison(c) {
@@ -1096,7 +1105,7 @@ fn structural(c: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) -> b
     {
         return rule(out, "sql-expression", CRITICAL);
     }
-    if comment && numeric_then_comment(c) {
+    if (f & HASH != 0 || f & DASH != 0 && c.contains("--")) && numeric_then_comment(c) {
         return rule(out, "numeric-comment", CRITICAL);
     }
     if quote && quoted_operator_word(c) {
