@@ -73,6 +73,9 @@ pub struct Inspector<'s> {
     budget: usize,
     hits: Vec<Hit>,
     seen: Option<&'s mut CleanValues>,
+    /// Something was found (at any paranoia level) since this was last cleared: what
+    /// [`Inspector::cookies`] asks before remembering a whole header as clean.
+    dirty: bool,
 }
 
 /// Values recently found clean (no detector had anything to say, at any paranoia level), so the
@@ -314,6 +317,7 @@ impl<'s> Inspector<'s> {
             budget,
             hits: Vec::new(),
             seen: None,
+            dirty: false,
         }
     }
 
@@ -410,6 +414,7 @@ impl<'s> Inspector<'s> {
         let v = normalize(raw, encoding);
         self.hits.clear();
         detect(&v, place, &mut self.hits);
+        self.dirty |= !self.hits.is_empty();
         if self.hits.is_empty() {
             if let (Some(k), Some(seen)) = (cache_key, self.seen.as_deref_mut()) {
                 seen.insert(k);
@@ -494,7 +499,31 @@ impl<'s> Inspector<'s> {
         }
     }
 
+    /// A client sends the same `Cookie` header on every call: once every pair in it was found
+    /// clean, the whole header is remembered (keyed apart from any single value: cookie values
+    /// are read percent-encoded, the whole header as plain) and not taken apart again.
     pub fn cookies(&mut self, header: &str) {
+        let key = match &self.seen {
+            Some(seen) => {
+                let k = seen.key(Place::Cookie, Encoding::Plain, header);
+                if seen.hashes.contains(&k) {
+                    return;
+                }
+                Some(k)
+            }
+            None => None,
+        };
+        let (dirty, incomplete) = (std::mem::take(&mut self.dirty), self.report.incomplete);
+        self.cookie_pairs(header);
+        if let (Some(k), Some(seen)) = (key, self.seen.as_deref_mut()) {
+            if !self.dirty && self.report.incomplete == incomplete {
+                seen.insert(k);
+            }
+        }
+        self.dirty |= dirty;
+    }
+
+    fn cookie_pairs(&mut self, header: &str) {
         for pair in header.split(';') {
             let pair = pair.trim();
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -537,6 +566,7 @@ impl<'s> Inspector<'s> {
         paranoia: u8,
         location: impl Fn() -> String,
     ) {
+        self.dirty = true;
         if paranoia > self.settings.paranoia {
             return;
         }
@@ -1203,6 +1233,49 @@ mod tests {
         i.header("b", "y (2)");
         let _ = i.finish();
         assert!(seen.len() <= 2);
+    }
+
+    #[test]
+    fn a_clean_cookie_header_is_remembered_whole_and_an_attack_never() {
+        let settings = Settings::default();
+        let mut seen = CleanValues::new(64);
+        let clean = "session=6f1c2d9e8a7b; theme=dark; consent=analytics%2Cads";
+        let attack = "session=6f1c2d9e8a7b; theme=dark' OR '1'='1";
+        for _ in 0..2 {
+            let mut i = Inspector::new(&settings, 1 << 16).with_clean_values(&mut seen);
+            i.cookies(clean);
+            i.cookies(attack);
+            let r = i.finish();
+            assert!(r.score >= 5, "the attack is found every time: {r:?}");
+            assert!(
+                r.findings.iter().all(|f| f.location == "cookie.theme"),
+                "{r:?}"
+            );
+        }
+        let whole = |seen: &CleanValues, h: &str| {
+            seen.hashes
+                .contains(&seen.key(Place::Cookie, Encoding::Plain, h))
+        };
+        assert!(whole(&seen, clean));
+        assert!(!whole(&seen, attack));
+        // A finding below the paranoia level in force is still a finding: not remembered.
+        let paranoid = Settings {
+            paranoia: 4,
+            ..Settings::default()
+        };
+        let findings = |settings: &Settings, h: &str| {
+            let mut i = Inspector::new(settings, 1 << 16);
+            i.cookies(h);
+            i.finish().findings.len()
+        };
+        let quiet = ["x=ls 2>&1", "q=select a from b", "x=a>/dev/null", "x=%2527"]
+            .into_iter()
+            .find(|h| findings(&settings, h) == 0 && findings(&paranoid, h) > 0)
+            .expect("a cookie with findings above paranoia 1 only");
+        let mut i = Inspector::new(&settings, 1 << 16).with_clean_values(&mut seen);
+        i.cookies(quiet);
+        assert!(i.finish().findings.is_empty());
+        assert!(!whole(&seen, quiet), "{quiet}");
     }
 
     proptest::proptest! {
