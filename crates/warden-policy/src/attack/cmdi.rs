@@ -1024,8 +1024,9 @@ fn check_view(l: &str, place: Place, cues: Option<u32>, out: &mut Vec<Hit>) {
         }
     }
     // Newlines are ordinary in JSON text. Separators are ASCII: looked for byte by byte.
-    let newline = place != Place::JsonString;
-    let sep = |c: &u8| matches!(c, b';' | b'|' | b'&') || newline && *c == b'\n';
+    const SEPARATORS: [u8; 256] = super::byte_flags(&[(b";|&", 1), (b"\n", 2)]);
+    let wanted = if place == Place::JsonString { 1 } else { 3 };
+    let sep = |c: &u8| SEPARATORS[*c as usize] & wanted != 0;
     {
         let mut from = 0;
         let mut variables = 0usize;
