@@ -1,6 +1,6 @@
 # Shared pieces of the wrk benchmarks: sourced by bench/*.sh, not run on its own.
 # Provides: wrk_settings [DURATION] [CONNECTIONS] [ROUNDS] (sets DUR, CONNS, ROUNDS; defaults 8 s, 50, 3),
-# build_warden (a release build, its path in $WARDEN), $work (a temp folder removed on exit), start_bg CMD... (killed on exit), free_port,
+# build_warden (a release build, its path in $WARDEN, unless WARDEN is set), $work (a temp folder removed on exit), start_bg CMD... (killed on exit), free_port,
 # wait_http PORT [PATH], cpu_ticks PID..., measure PORT PATH PID..., nginx_serve PORT LOCATION,
 # nginx_static PORT FILE, nginx_ok PORT, warden_config PORT ADMIN_PORT UPSTREAM_PORT [EXTRA_YAML] and
 # compare_rounds NAME... (interleaved wrk rounds against nginx and Warden targets, as a table).
@@ -21,7 +21,12 @@ trap cleanup EXIT
 
 wrk_settings() { DUR=${1:-8}; CONNS=${2:-50}; ROUNDS=${3:-3}; }
 
-build_warden() { cargo build --release -p warden >/dev/null; WARDEN=target/release/warden; }
+# WARDEN=PATH in the environment measures that binary instead (an older build, say).
+build_warden() {
+  if [ -n "${WARDEN:-}" ]; then return; fi
+  cargo build --release -p warden >/dev/null
+  WARDEN=target/release/warden
+}
 
 need() {
   for tool in "$@"; do
