@@ -180,20 +180,10 @@ fn repeats(place: Place) -> bool {
 /// injection grammar below needs on their own. Left out on purpose: space, quotes, brackets of
 /// every kind, `;|$`, backtick, `%` and `+` (encodings), `*` and `\\`, `!`, `^`, control bytes
 /// and anything beyond ASCII.
-const URL_BYTES: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.' | b'_' | b'~' | b'/' | b'?' | b'=' | b'&' | b':' | b'#' | b',' | b'@'
-            );
-        b += 1;
-    }
-    t
-};
+const URL_BYTES: [u8; 256] = super::byte_flags(&[(
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/?=&:#,@",
+    1,
+)]);
 
 /// Whether a value is one plain `http(s)` address: nothing decoded to get it, only
 /// [`URL_BYTES`], and no `/.` (so no `..` segment nor hidden file). SQL, markup and shell
@@ -213,7 +203,7 @@ fn plain_url(v: &super::Normalized<'_>) -> bool {
     };
     v.transforms.is_empty()
         && v.separated.is_none()
-        && rest.iter().all(|&b| URL_BYTES[b as usize])
+        && rest.iter().all(|&b| URL_BYTES[b as usize] != 0)
         && memchr::memmem::find(rest, b"/.").is_none()
 }
 
